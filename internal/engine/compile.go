@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"github.com/palisade-net/palisade/internal/model"
+	"go4.org/netipx"
+)
+
+// RuleRef names one rule of one policy: the provenance of every allow.
+type RuleRef struct {
+	Policy    model.Key
+	Direction model.Direction
+	Index     int
+}
+
+// PortRange is an inclusive range of ports of one protocol. First 0 means
+// every port of the protocol.
+type PortRange struct {
+	Protocol    model.Protocol
+	First, Last uint16
+}
+
+// NamedPort is a port given by container port name, resolved on the pod
+// that receives the traffic.
+type NamedPort struct {
+	Protocol model.Protocol
+	Name     string
+}
+
+// Policy is a compiled NetworkPolicy.
+type Policy struct {
+	Key    model.Key
+	Spec   *model.Policy
+	target *selector
+	// Rules holds the compiled rules, indexed by direction.
+	Rules [2][]*Rule
+}
+
+// Rule is a compiled ingress or egress rule.
+type Rule struct {
+	Ref RuleRef
+	// AllPeers: the rule has no from/to, so every source or destination,
+	// in the cluster or not, matches.
+	AllPeers bool
+	peerSels []*selector
+	// Blocks is the union of the rule's ipBlocks, exceptions subtracted
+	// from their own block only; nil when it has none.
+	Blocks *netipx.IPSet
+	// AllPorts: the rule has no ports, so every port and protocol matches.
+	AllPorts bool
+	Ports    []PortRange
+	Named    []NamedPort
+	spec     *model.Rule
+}
+
+// Spec returns the rule as written.
+func (r *Rule) Spec() *model.Rule { return r.spec }
+
+// selector is a pod selection shared by every policy that uses the same
+// one: a fixed namespace or a namespace selector, and an optional pod
+// selector. It keeps its matching pods up to date.
+type selector struct {
+	key     string
+	ns      string          // fixed namespace, when nsSel is nil
+	nsSel   *model.Selector // nil: only pods of ns
+	podSel  *model.Selector // nil: every pod of the namespaces
+	members map[model.Key]struct{}
+	users   map[model.Key]int // policy -> number of uses
+}
+
+func (e *Engine) matches(s *selector, p *model.Pod) bool {
+	if p.HostNetwork {
+		// A host-network pod's traffic is the node's: no selector can
+		// pick it out, so it is neither isolated nor a pod peer.
+		return false
+	}
+	if s.nsSel == nil {
+		if p.Namespace != s.ns {
+			return false
+		}
+	} else if !s.nsSel.Matches(e.nsLabels(p.Namespace)) {
+		return false
+	}
+	return s.podSel == nil || s.podSel.Matches(p.Labels)
+}
+
+// reselect re-evaluates s for pod p and marks s's users dirty when the
+// membership or the member itself changed.
+func (e *Engine) reselect(s *selector, p *model.Pod) {
+	k := p.Key()
+	_, was := s.members[k]
+	now := e.matches(s, p)
+	switch {
+	case now && !was:
+		s.members[k] = struct{}{}
+		e.addTarget(s, k)
+	case was && !now:
+		delete(s.members, k)
+		e.dropTarget(s, k)
+	}
+	if was || now {
+		for pk := range s.users {
+			e.dirty.Policies[pk] = struct{}{}
+		}
+	}
+}
+
+func (e *Engine) drop(s *selector, k model.Key) {
+	if _, ok := s.members[k]; ok {
+		delete(s.members, k)
+		e.dropTarget(s, k)
+		for pk := range s.users {
+			e.dirty.Policies[pk] = struct{}{}
+		}
+	}
+}
+
+// targets are tracked for every selector, target or peer; Isolating
+// filters for the policies that use the selector as their target.
+func (e *Engine) addTarget(s *selector, k model.Key) {
+	t := e.targets[k]
+	if t == nil {
+		t = map[*selector]struct{}{}
+		e.targets[k] = t
+	}
+	t[s] = struct{}{}
+}
+
+func (e *Engine) dropTarget(s *selector, k model.Key) {
+	if t := e.targets[k]; t != nil {
+		delete(t, s)
+		if len(t) == 0 {
+			delete(e.targets, k)
+		}
+	}
+}
+
+// acquire returns the shared selector for (ns, nsSel, podSel), creating
+// and populating it on first use, and counts policy pk as a user.
+func (e *Engine) acquire(pk model.Key, ns string, nsSel, podSel *model.Selector) *selector {
+	key := "ns=" + ns
+	if nsSel != nil {
+		key = "nssel=" + nsSel.String()
+	}
+	if podSel != nil {
+		key += "|pod=" + podSel.String()
+	}
+	s := e.selectors[key]
+	if s == nil {
+		s = &selector{key: key, nsSel: nsSel, podSel: podSel, members: map[model.Key]struct{}{}, users: map[model.Key]int{}}
+		if nsSel == nil {
+			s.ns = ns
+			idx := e.nsScoped[ns]
+			if idx == nil {
+				idx = map[*selector]struct{}{}
+				e.nsScoped[ns] = idx
+			}
+			idx[s] = struct{}{}
+			for _, p := range e.podsByNS[ns] {
+				if e.matches(s, p) {
+					s.members[p.Key()] = struct{}{}
+					e.addTarget(s, p.Key())
+				}
+			}
+		} else {
+			e.global[s] = struct{}{}
+			for _, p := range e.pods {
+				if e.matches(s, p) {
+					s.members[p.Key()] = struct{}{}
+					e.addTarget(s, p.Key())
+				}
+			}
+		}
+		e.selectors[key] = s
+	}
+	s.users[pk]++
+	return s
+}
+
+func (e *Engine) unacquire(pk model.Key, s *selector) {
+	s.users[pk]--
+	if s.users[pk] > 0 {
+		return
+	}
+	delete(s.users, pk)
+	if len(s.users) > 0 {
+		return
+	}
+	for k := range s.members {
+		e.dropTarget(s, k)
+	}
+	delete(e.selectors, s.key)
+	if s.nsSel == nil {
+		delete(e.nsScoped[s.ns], s)
+		if len(e.nsScoped[s.ns]) == 0 {
+			delete(e.nsScoped, s.ns)
+		}
+	} else {
+		delete(e.global, s)
+	}
+}
+
+func (e *Engine) release(p *Policy) {
+	e.unacquire(p.Key, p.target)
+	for _, rules := range p.Rules {
+		for _, r := range rules {
+			for _, s := range r.peerSels {
+				e.unacquire(p.Key, s)
+			}
+		}
+	}
+}
+
+func (e *Engine) compile(spec *model.Policy) *Policy {
+	pk := spec.Key()
+	podSel := spec.PodSelector
+	p := &Policy{Key: pk, Spec: spec}
+	p.target = e.acquire(pk, spec.Namespace, nil, &podSel)
+	for _, dir := range [...]model.Direction{model.Ingress, model.Egress} {
+		if !spec.Affects(dir) {
+			// Rules of a direction the policy does not affect are ignored,
+			// as the API says.
+			continue
+		}
+		specRules := spec.Rules(dir)
+		for i := range specRules {
+			p.Rules[dir] = append(p.Rules[dir], e.compileRule(pk, RuleRef{pk, dir, i}, &specRules[i]))
+		}
+	}
+	return p
+}
+
+func (e *Engine) compileRule(pk model.Key, ref RuleRef, spec *model.Rule) *Rule {
+	r := &Rule{Ref: ref, spec: spec, AllPeers: len(spec.Peers) == 0, AllPorts: len(spec.Ports) == 0}
+	var blocks netipx.IPSetBuilder
+	hasBlocks := false
+	for _, peer := range spec.Peers {
+		if peer.IPBlock != nil {
+			var b netipx.IPSetBuilder
+			b.AddPrefix(peer.IPBlock.CIDR)
+			for _, ex := range peer.IPBlock.Except {
+				b.RemovePrefix(ex)
+			}
+			one, _ := b.IPSet()
+			blocks.AddSet(one)
+			hasBlocks = true
+			continue
+		}
+		r.peerSels = append(r.peerSels, e.acquire(pk, ref.Policy.Namespace, peer.NamespaceSelector, peer.PodSelector))
+	}
+	if hasBlocks {
+		r.Blocks, _ = blocks.IPSet()
+	}
+	for _, port := range spec.Ports {
+		switch {
+		case port.Name != "":
+			r.Named = append(r.Named, NamedPort{port.Protocol, port.Name})
+		case port.Port == 0:
+			r.Ports = append(r.Ports, PortRange{Protocol: port.Protocol})
+		case port.EndPort != 0:
+			r.Ports = append(r.Ports, PortRange{port.Protocol, port.Port, port.EndPort})
+		default:
+			r.Ports = append(r.Ports, PortRange{port.Protocol, port.Port, port.Port})
+		}
+	}
+	return r
+}

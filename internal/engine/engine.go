@@ -1,0 +1,374 @@
+// Package engine compiles cluster state into the policy IR and answers
+// connectivity questions from it. The IR is, for every policy, the pods it
+// selects and its rules with resolved peers (pods through shared selectors,
+// CIDR sets with exceptions subtracted) and ports; every rule keeps its
+// policy and index. check, explain, matrix and the nftables dataplane all
+// read this one IR, so they share one semantics.
+//
+// Updates are incremental: selectors are shared between policies and keep
+// their matching pods, so a pod's labels changing re-evaluates each selector
+// for that one pod, and a policy changing compiles only that policy.
+//
+// The package imports only model: it knows nothing of Kubernetes clients,
+// netlink or output formats. An Engine is not safe for concurrent use.
+package engine
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/palisade-net/palisade/internal/model"
+	"go4.org/netipx"
+)
+
+// Engine holds the cluster state and the compiled policies.
+type Engine struct {
+	namespaces map[string]*model.Namespace
+	pods       map[model.Key]*model.Pod
+	podsByNS   map[string]map[model.Key]*model.Pod
+	byIP       map[netip.Addr]model.Key
+	nodes      map[string]*model.Node
+	nodeIPs    map[netip.Addr]string
+
+	policies  map[model.Key]*Policy
+	selectors map[string]*selector
+	// nsScoped indexes selectors bound to one namespace; global ones carry
+	// a namespace selector and are re-evaluated when namespace labels change.
+	nsScoped map[string]map[*selector]struct{}
+	global   map[*selector]struct{}
+	// targets are the target selectors that hold each pod.
+	targets map[model.Key]map[*selector]struct{}
+
+	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
+	dirty     Changes
+}
+
+// Changes names what moved since the last TakeChanges: policies whose
+// compiled form or resolved members changed, and pods that were added,
+// removed or changed. The dataplane uses it to touch only what changed.
+type Changes struct {
+	Policies map[model.Key]struct{}
+	Pods     map[model.Key]struct{}
+	// Namespaces changed labels; Nodes changed addresses.
+	Namespaces map[string]struct{}
+	Nodes      map[string]struct{}
+}
+
+func newChanges() Changes {
+	return Changes{
+		Policies:   map[model.Key]struct{}{},
+		Pods:       map[model.Key]struct{}{},
+		Namespaces: map[string]struct{}{},
+		Nodes:      map[string]struct{}{},
+	}
+}
+
+// Empty reports whether nothing changed.
+func (c Changes) Empty() bool {
+	return len(c.Policies) == 0 && len(c.Pods) == 0 && len(c.Namespaces) == 0 && len(c.Nodes) == 0
+}
+
+// New returns an empty engine.
+func New() *Engine {
+	return &Engine{
+		namespaces: map[string]*model.Namespace{},
+		pods:       map[model.Key]*model.Pod{},
+		podsByNS:   map[string]map[model.Key]*model.Pod{},
+		byIP:       map[netip.Addr]model.Key{},
+		nodes:      map[string]*model.Node{},
+		nodeIPs:    map[netip.Addr]string{},
+		policies:   map[model.Key]*Policy{},
+		selectors:  map[string]*selector{},
+		nsScoped:   map[string]map[*selector]struct{}{},
+		global:     map[*selector]struct{}{},
+		targets:    map[model.Key]map[*selector]struct{}{},
+		dirty:      newChanges(),
+	}
+}
+
+// FromCluster builds an engine holding all of c.
+func FromCluster(c *model.Cluster) *Engine {
+	e := New()
+	for _, ns := range c.Namespaces {
+		e.UpsertNamespace(ns)
+	}
+	for _, n := range c.Nodes {
+		e.UpsertNode(n)
+	}
+	for _, p := range c.Pods {
+		e.UpsertPod(p)
+	}
+	for _, p := range c.Policies {
+		e.UpsertPolicy(p)
+	}
+	e.TakeChanges()
+	return e
+}
+
+// TakeChanges returns what changed since the last call and starts afresh.
+func (e *Engine) TakeChanges() Changes {
+	c := e.dirty
+	e.dirty = newChanges()
+	return c
+}
+
+// nsLabels returns a namespace's labels; a namespace nobody declared still
+// carries its name label, as the API server guarantees.
+func (e *Engine) nsLabels(name string) map[string]string {
+	if ns := e.namespaces[name]; ns != nil {
+		return ns.Labels
+	}
+	return map[string]string{model.NamespaceNameLabel: name}
+}
+
+// UpsertNamespace adds or replaces a namespace.
+func (e *Engine) UpsertNamespace(ns *model.Namespace) {
+	e.namespaces[ns.Name] = ns
+	e.dirty.Namespaces[ns.Name] = struct{}{}
+	e.reselectNamespace(ns.Name)
+}
+
+// DeleteNamespace removes a namespace's labels; its pods, if any remain,
+// keep only the name label.
+func (e *Engine) DeleteNamespace(name string) {
+	delete(e.namespaces, name)
+	e.dirty.Namespaces[name] = struct{}{}
+	e.reselectNamespace(name)
+}
+
+func (e *Engine) reselectNamespace(name string) {
+	e.isolation = nil
+	for _, p := range e.podsByNS[name] {
+		for s := range e.global {
+			e.reselect(s, p)
+		}
+	}
+}
+
+// UpsertNode adds or replaces a node.
+func (e *Engine) UpsertNode(n *model.Node) {
+	e.DeleteNode(n.Name)
+	e.nodes[n.Name] = n
+	for _, ip := range n.IPs {
+		e.nodeIPs[ip] = n.Name
+	}
+	e.dirty.Nodes[n.Name] = struct{}{}
+}
+
+// DeleteNode removes a node.
+func (e *Engine) DeleteNode(name string) {
+	if old := e.nodes[name]; old != nil {
+		for _, ip := range old.IPs {
+			if e.nodeIPs[ip] == name {
+				delete(e.nodeIPs, ip)
+			}
+		}
+		delete(e.nodes, name)
+		e.dirty.Nodes[name] = struct{}{}
+	}
+}
+
+// UpsertPod adds or replaces a pod and re-evaluates every selector for it.
+func (e *Engine) UpsertPod(p *model.Pod) {
+	k := p.Key()
+	if old := e.pods[k]; old != nil {
+		e.unindexIPs(old)
+	}
+	e.pods[k] = p
+	byNS := e.podsByNS[p.Namespace]
+	if byNS == nil {
+		byNS = map[model.Key]*model.Pod{}
+		e.podsByNS[p.Namespace] = byNS
+	}
+	byNS[k] = p
+	if !p.HostNetwork {
+		for _, ip := range p.IPs {
+			e.byIP[ip] = k
+		}
+	}
+	e.dirty.Pods[k] = struct{}{}
+	e.isolation = nil
+	for s := range e.nsScoped[p.Namespace] {
+		e.reselect(s, p)
+	}
+	for s := range e.global {
+		e.reselect(s, p)
+	}
+}
+
+// DeletePod removes a pod from the state and from every selector.
+func (e *Engine) DeletePod(k model.Key) {
+	p := e.pods[k]
+	if p == nil {
+		return
+	}
+	e.unindexIPs(p)
+	delete(e.pods, k)
+	delete(e.podsByNS[k.Namespace], k)
+	if len(e.podsByNS[k.Namespace]) == 0 {
+		delete(e.podsByNS, k.Namespace)
+	}
+	e.dirty.Pods[k] = struct{}{}
+	e.isolation = nil
+	for s := range e.nsScoped[k.Namespace] {
+		e.drop(s, k)
+	}
+	for s := range e.global {
+		e.drop(s, k)
+	}
+}
+
+func (e *Engine) unindexIPs(p *model.Pod) {
+	for _, ip := range p.IPs {
+		if e.byIP[ip] == p.Key() {
+			delete(e.byIP, ip)
+		}
+	}
+}
+
+// UpsertPolicy compiles p, replacing any policy of the same name.
+func (e *Engine) UpsertPolicy(p *model.Policy) {
+	k := p.Key()
+	if old := e.policies[k]; old != nil {
+		e.release(old)
+	}
+	e.policies[k] = e.compile(p)
+	e.dirty.Policies[k] = struct{}{}
+	e.isolation = nil
+}
+
+// DeletePolicy removes a policy.
+func (e *Engine) DeletePolicy(k model.Key) {
+	if old := e.policies[k]; old != nil {
+		e.release(old)
+		delete(e.policies, k)
+		e.dirty.Policies[k] = struct{}{}
+		e.isolation = nil
+	}
+}
+
+// Pod returns the pod named k, or nil.
+func (e *Engine) Pod(k model.Key) *model.Pod { return e.pods[k] }
+
+// PodByIP returns the (non host-network) pod that owns ip, or nil.
+func (e *Engine) PodByIP(ip netip.Addr) *model.Pod {
+	if k, ok := e.byIP[ip]; ok {
+		return e.pods[k]
+	}
+	return nil
+}
+
+// NodeOf returns the node that owns ip, or "".
+func (e *Engine) NodeOf(ip netip.Addr) string { return e.nodeIPs[ip] }
+
+// Node returns the node called name, or nil.
+func (e *Engine) Node(name string) *model.Node { return e.nodes[name] }
+
+// Pods returns every pod, sorted by key.
+func (e *Engine) Pods() []*model.Pod {
+	out := make([]*model.Pod, 0, len(e.pods))
+	for _, p := range e.pods {
+		out = append(out, p)
+	}
+	sortPods(out)
+	return out
+}
+
+// Policy returns the compiled policy named k, or nil.
+func (e *Engine) Policy(k model.Key) *Policy { return e.policies[k] }
+
+// Policies returns every compiled policy, sorted by key.
+func (e *Engine) Policies() []*Policy {
+	out := make([]*Policy, 0, len(e.policies))
+	for _, p := range e.policies {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.Less(out[j].Key) })
+	return out
+}
+
+// Isolating returns the policies that isolate pod k for dir, sorted by key.
+// None means the pod is not isolated in that direction: everything is
+// allowed. Host-network pods are never isolated.
+func (e *Engine) Isolating(k model.Key, dir model.Direction) []*Policy {
+	if e.isolation == nil {
+		e.isolation = map[model.Key]*[2][]*Policy{}
+	}
+	if iso, ok := e.isolation[k]; ok {
+		return iso[dir]
+	}
+	iso := new([2][]*Policy)
+	for s := range e.targets[k] {
+		for pk := range s.users {
+			pol := e.policies[pk]
+			if pol == nil || pol.target != s {
+				continue // the selector serves this policy only as a peer
+			}
+			for _, d := range [...]model.Direction{model.Ingress, model.Egress} {
+				if pol.Spec.Affects(d) {
+					iso[d] = append(iso[d], pol)
+				}
+			}
+		}
+	}
+	for d := range iso {
+		sort.Slice(iso[d], func(i, j int) bool { return iso[d][i].Key.Less(iso[d][j].Key) })
+	}
+	e.isolation[k] = iso
+	return iso[dir]
+}
+
+// Selected returns the pods a policy selects, sorted.
+func (e *Engine) Selected(p *Policy) []*model.Pod { return e.members(p.target) }
+
+func (e *Engine) members(s *selector) []*model.Pod {
+	out := make([]*model.Pod, 0, len(s.members))
+	for k := range s.members {
+		out = append(out, e.pods[k])
+	}
+	sortPods(out)
+	return out
+}
+
+func sortPods(ps []*model.Pod) {
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Key().Less(ps[j].Key()) })
+}
+
+// PeerPods returns the pods a rule's selector peers resolve to, sorted.
+// AllPeers rules return nil: they are not limited to pods.
+func (e *Engine) PeerPods(r *Rule) []*model.Pod {
+	seen := map[model.Key]struct{}{}
+	var out []*model.Pod
+	for _, s := range r.peerSels {
+		for k := range s.members {
+			if _, dup := seen[k]; !dup {
+				seen[k] = struct{}{}
+				out = append(out, e.pods[k])
+			}
+		}
+	}
+	sortPods(out)
+	return out
+}
+
+// PeerIPs returns the addresses a rule's peers cover: the IPs of the pods
+// its selectors resolve to, and its ipBlocks minus their exceptions.
+// AllPeers rules cover everything and return nil.
+func (e *Engine) PeerIPs(r *Rule) *netipx.IPSet {
+	if r.AllPeers {
+		return nil
+	}
+	var b netipx.IPSetBuilder
+	if r.Blocks != nil {
+		b.AddSet(r.Blocks)
+	}
+	for _, s := range r.peerSels {
+		for k := range s.members {
+			for _, ip := range e.pods[k].IPs {
+				b.Add(ip)
+			}
+		}
+	}
+	set, _ := b.IPSet() // the builder only errors on invalid input, which never gets here
+	return set
+}

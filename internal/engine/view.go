@@ -1,0 +1,91 @@
+package engine
+
+import (
+	"net/netip"
+	"sort"
+
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// AddrPort is a resolved named port: traffic to Addr on Protocol/Port.
+type AddrPort struct {
+	Addr     netip.Addr
+	Protocol model.Protocol
+	Port     uint16
+}
+
+// NamedTargets resolves r's named ports to addresses and ports. For an
+// ingress rule they resolve on the selected pods given (the receivers);
+// for an egress rule on the rule's peer pods (every pod when the rule has
+// no peers), since ipBlock peers have no ports to name. The result is
+// sorted and free of duplicates.
+func (e *Engine) NamedTargets(r *Rule, selected []*model.Pod) []AddrPort {
+	if len(r.Named) == 0 {
+		return nil
+	}
+	on := selected
+	if r.Ref.Direction == model.Egress {
+		if r.AllPeers {
+			on = e.Pods()
+		} else {
+			on = e.PeerPods(r)
+		}
+	}
+	seen := map[AddrPort]struct{}{}
+	var out []AddrPort
+	for _, p := range on {
+		if p.HostNetwork {
+			continue
+		}
+		for _, np := range r.Named {
+			port, ok := p.NamedPort(np.Name, np.Protocol)
+			if !ok {
+				continue
+			}
+			for _, ip := range p.IPs {
+				ap := AddrPort{ip, np.Protocol, port}
+				if _, dup := seen[ap]; !dup {
+					seen[ap] = struct{}{}
+					out = append(out, ap)
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Addr != b.Addr {
+			return a.Addr.Less(b.Addr)
+		}
+		if a.Protocol != b.Protocol {
+			return a.Protocol < b.Protocol
+		}
+		return a.Port < b.Port
+	})
+	return out
+}
+
+// PodsOnNode returns the pods the dataplane of node enforces for: those
+// scheduled there, with addresses, not on the host network. Sorted.
+func (e *Engine) PodsOnNode(node string) []*model.Pod {
+	var out []*model.Pod
+	for _, p := range e.pods {
+		if p.Node == node && !p.HostNetwork && len(p.IPs) > 0 {
+			out = append(out, p)
+		}
+	}
+	sortPods(out)
+	return out
+}
+
+// PodEndpoint returns the endpoint for pod p in the address family of want
+// (IPv4 when want is unset), and false when p has no address there.
+func PodEndpoint(p *model.Pod, want netip.Addr) (Endpoint, bool) {
+	ip, ok := p.IP(want)
+	return Endpoint{Pod: p, IP: ip}, ok
+}
+
+// EndpointFor resolves an address to an endpoint: the pod that owns it,
+// or the bare address.
+func (e *Engine) EndpointFor(ip netip.Addr) Endpoint {
+	return Endpoint{Pod: e.PodByIP(ip), IP: ip}
+}
