@@ -89,3 +89,18 @@ func PodEndpoint(p *model.Pod, want netip.Addr) (Endpoint, bool) {
 func (e *Engine) EndpointFor(ip netip.Addr) Endpoint {
 	return Endpoint{Pod: e.PodByIP(ip), IP: ip}
 }
+
+// PeerMembers returns, for each peer of r as written, the pods it selects,
+// sorted; nil for an ipBlock peer.
+func (e *Engine) PeerMembers(r *Rule) [][]*model.Pod {
+	out := make([][]*model.Pod, len(r.spec.Peers))
+	i := 0
+	for j, peer := range r.spec.Peers {
+		if peer.IPBlock != nil {
+			continue
+		}
+		out[j] = e.members(r.peerSels[i])
+		i++
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+// Package truth builds truth tables: for one port and protocol, which pod
+// can open a connection to which. It is the shape that matrix prints and
+// conformance compares, whether the table was predicted by the engine,
+// written as an expectation, or observed in the lab.
+package truth
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// Table is a truth table for one port and protocol. Allowed[from] lists,
+// sorted, every pod that from can reach; every pod appears as a key.
+type Table struct {
+	Port     uint16              `json:"port"`
+	Protocol string              `json:"protocol"`
+	Allowed  map[string][]string `json:"allowed"`
+}
+
+// Step is one step of a scenario: a table per probe.
+type Step struct {
+	Probes []Table `json:"probes"`
+}
+
+// Document is a scenario's truth tables, as DESIGN.md's contract says.
+type Document struct {
+	Scenario string `json:"scenario"`
+	Steps    []Step `json:"steps"`
+}
+
+// Grid is a table as a dense matrix, convenient to fill and compare.
+type Grid struct {
+	Port     uint16
+	Protocol model.Protocol
+	Pods     []string // sorted pod keys, rows and columns
+	Allow    [][]bool // Allow[from][to]
+}
+
+// NewGrid returns a grid over pods with every pair denied.
+func NewGrid(pods []string, port uint16, proto model.Protocol) *Grid {
+	g := &Grid{Port: port, Protocol: proto, Pods: append([]string(nil), pods...)}
+	sort.Strings(g.Pods)
+	g.Allow = make([][]bool, len(g.Pods))
+	for i := range g.Allow {
+		g.Allow[i] = make([]bool, len(g.Pods))
+	}
+	return g
+}
+
+// Table converts the grid to its JSON form.
+func (g *Grid) Table() Table {
+	t := Table{Port: g.Port, Protocol: g.Protocol.String(), Allowed: map[string][]string{}}
+	for i, from := range g.Pods {
+		to := []string{}
+		for j, p := range g.Pods {
+			if g.Allow[i][j] {
+				to = append(to, p)
+			}
+		}
+		t.Allowed[from] = to
+	}
+	return t
+}
+
+// Pair is one ordered pair of pods and what two tables say of it.
+type Pair struct {
+	From, To string
+	Want     bool // first table
+	Got      bool // second table
+}
+
+func (p Pair) String() string {
+	return fmt.Sprintf("%s -> %s: want %s, got %s", p.From, p.To, word(p.Want), word(p.Got))
+}
+
+func word(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
+
+// Diff returns the pairs where want and got differ. Both grids must be
+// over the same pods.
+func Diff(want, got *Grid) []Pair {
+	var out []Pair
+	for i := range want.Pods {
+		for j := range want.Pods {
+			if want.Allow[i][j] != got.Allow[i][j] {
+				out = append(out, Pair{want.Pods[i], want.Pods[j], want.Allow[i][j], got.Allow[i][j]})
+			}
+		}
+	}
+	return out
+}
+
+// Predict fills a grid from the engine: for every ordered pair of pods,
+// whether a connection to the destination's address of the family fam
+// (IPv4 when unset) on port/proto is allowed. Pods with addresses but none
+// of that family can neither send nor receive; pods without any address
+// (manifests without status) are judged by identity alone.
+func Predict(e *engine.Engine, pods []*model.Pod, fam netip.Addr, port uint16, proto model.Protocol) *Grid {
+	keys := make([]string, len(pods))
+	for i, p := range pods {
+		keys[i] = p.Key().String()
+	}
+	g := NewGrid(keys, port, proto)
+	byKey := map[string]*model.Pod{}
+	for _, p := range pods {
+		byKey[p.Key().String()] = p
+	}
+	eps := make([]engine.Endpoint, len(g.Pods))
+	has := make([]bool, len(g.Pods))
+	for i, k := range g.Pods {
+		p := byKey[k]
+		eps[i], has[i] = engine.PodEndpoint(p, fam)
+		has[i] = has[i] || len(p.IPs) == 0
+	}
+	for i := range g.Pods {
+		for j := range g.Pods {
+			if has[i] && has[j] {
+				g.Allow[i][j] = e.Allowed(engine.Conn{From: eps[i], To: eps[j], Protocol: proto, Port: port})
+			}
+		}
+	}
+	return g
+}
+
+// WriteGrid prints g like the upstream e2e tests do: a header of
+// destinations, then one row per source, "." allowed and "X" denied.
+func WriteGrid(w io.Writer, g *Grid) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%s\n", g.Port, g.Protocol)
+	b.WriteString("-")
+	for _, p := range g.Pods {
+		b.WriteString("\t" + p)
+	}
+	b.WriteString("\n")
+	for i, from := range g.Pods {
+		b.WriteString(from)
+		for j := range g.Pods {
+			if g.Allow[i][j] {
+				b.WriteString("\t.")
+			} else {
+				b.WriteString("\tX")
+			}
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
