@@ -39,6 +39,11 @@ type Engine struct {
 	// targets are the target selectors that hold each pod.
 	targets map[model.Key]map[*selector]struct{}
 
+	// namedAnyPeer holds the policies with an egress rule that has named
+	// ports and no peers: its named ports resolve on every pod, so any pod
+	// change may change them.
+	namedAnyPeer map[model.Key]struct{}
+
 	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
 	dirty     Changes
 }
@@ -71,18 +76,19 @@ func (c Changes) Empty() bool {
 // New returns an empty engine.
 func New() *Engine {
 	return &Engine{
-		namespaces: map[string]*model.Namespace{},
-		pods:       map[model.Key]*model.Pod{},
-		podsByNS:   map[string]map[model.Key]*model.Pod{},
-		byIP:       map[netip.Addr]model.Key{},
-		nodes:      map[string]*model.Node{},
-		nodeIPs:    map[netip.Addr]string{},
-		policies:   map[model.Key]*Policy{},
-		selectors:  map[string]*selector{},
-		nsScoped:   map[string]map[*selector]struct{}{},
-		global:     map[*selector]struct{}{},
-		targets:    map[model.Key]map[*selector]struct{}{},
-		dirty:      newChanges(),
+		namespaces:   map[string]*model.Namespace{},
+		pods:         map[model.Key]*model.Pod{},
+		podsByNS:     map[string]map[model.Key]*model.Pod{},
+		byIP:         map[netip.Addr]model.Key{},
+		nodes:        map[string]*model.Node{},
+		nodeIPs:      map[netip.Addr]string{},
+		policies:     map[model.Key]*Policy{},
+		selectors:    map[string]*selector{},
+		nsScoped:     map[string]map[*selector]struct{}{},
+		global:       map[*selector]struct{}{},
+		targets:      map[model.Key]map[*selector]struct{}{},
+		namedAnyPeer: map[model.Key]struct{}{},
+		dirty:        newChanges(),
 	}
 }
 
@@ -188,6 +194,7 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 	}
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
+	e.dirtyNamedAnyPeer()
 	for s := range e.nsScoped[p.Namespace] {
 		e.reselect(s, p)
 	}
@@ -210,6 +217,7 @@ func (e *Engine) DeletePod(k model.Key) {
 	}
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
+	e.dirtyNamedAnyPeer()
 	for s := range e.nsScoped[k.Namespace] {
 		e.drop(s, k)
 	}
@@ -232,9 +240,24 @@ func (e *Engine) UpsertPolicy(p *model.Policy) {
 	if old := e.policies[k]; old != nil {
 		e.release(old)
 	}
-	e.policies[k] = e.compile(p)
+	pol := e.compile(p)
+	e.policies[k] = pol
+	delete(e.namedAnyPeer, k)
+	for _, r := range pol.Rules[model.Egress] {
+		if r.AllPeers && len(r.Named) > 0 {
+			e.namedAnyPeer[k] = struct{}{}
+		}
+	}
 	e.dirty.Policies[k] = struct{}{}
 	e.isolation = nil
+}
+
+// dirtyNamedAnyPeer marks the policies whose named ports resolve on every
+// pod, when a pod comes, goes or changes.
+func (e *Engine) dirtyNamedAnyPeer() {
+	for k := range e.namedAnyPeer {
+		e.dirty.Policies[k] = struct{}{}
+	}
 }
 
 // DeletePolicy removes a policy.
@@ -242,6 +265,7 @@ func (e *Engine) DeletePolicy(k model.Key) {
 	if old := e.policies[k]; old != nil {
 		e.release(old)
 		delete(e.policies, k)
+		delete(e.namedAnyPeer, k)
 		e.dirty.Policies[k] = struct{}{}
 		e.isolation = nil
 	}
