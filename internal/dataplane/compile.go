@@ -1,0 +1,445 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+	"go4.org/netipx"
+)
+
+// Options tune the compiled ruleset.
+type Options struct {
+	// LogDrops adds, before each pod-group chain's final drop, an NFLOG
+	// rule (`log group LogGroup prefix "palisade-drop CHAIN"`) behind a
+	// kernel rate limit of LogRate packets per second (default 10).
+	LogDrops bool
+	LogGroup uint16
+	LogRate  uint32
+}
+
+var (
+	directions = [...]model.Direction{model.Ingress, model.Egress}
+	families   = [...]Family{IPv4, IPv6}
+)
+
+// Compile turns the engine's IR into the ruleset for node: base chains
+// dispatching new connections through verdict maps keyed by the node's
+// pods, one chain per distinct set of isolating policies and direction,
+// and per-rule sets of peer addresses and named ports. It is pure and
+// deterministic.
+func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
+	c := &compiler{
+		e:        e,
+		node:     node,
+		opts:     opts,
+		sets:     map[string]*Set{},
+		polRules: map[polDir][]Rule{},
+	}
+	return c.compile()
+}
+
+type polDir struct {
+	key model.Key
+	dir model.Direction
+}
+
+// group is the local pods isolated, in one direction, by the same
+// policies: they share one chain.
+type group struct {
+	dir  model.Direction
+	key  string // the policy keys, joined
+	pols []*engine.Policy
+	pods []*model.Pod
+	name string
+}
+
+type compiler struct {
+	e        *engine.Engine
+	node     string
+	opts     Options
+	sets     map[string]*Set
+	polRules map[polDir][]Rule
+}
+
+func (c *compiler) compile() *Ruleset {
+	rs := &Ruleset{Table: TableName}
+
+	// Group the local pods by the policies that isolate them.
+	var groups [2]map[string]*group
+	for _, dir := range directions {
+		groups[dir] = map[string]*group{}
+	}
+	local := c.e.PodsOnNode(c.node)
+	for _, p := range local {
+		for _, dir := range directions {
+			pols := c.e.Isolating(p.Key(), dir)
+			if len(pols) == 0 {
+				continue
+			}
+			key := groupKey(pols)
+			g := groups[dir][key]
+			if g == nil {
+				g = &group{dir: dir, key: key, pols: pols}
+				groups[dir][key] = g
+			}
+			g.pods = append(g.pods, p)
+		}
+	}
+
+	// Maps and the per-pod sets, filled below.
+	var dispatch, drops [2][2]*Set // [dir][family]
+	var self [2]*Set
+	for _, dir := range []model.Direction{model.Egress, model.Ingress} {
+		for fi, fam := range families {
+			dispatch[dir][fi] = &Set{Name: mapName(dir) + fam.suffix(), Kind: KindDispatch, Family: fam}
+			rs.Sets = append(rs.Sets, dispatch[dir][fi])
+		}
+	}
+	for _, dir := range []model.Direction{model.Egress, model.Ingress} {
+		for fi, fam := range families {
+			drops[dir][fi] = &Set{Name: dropsName(dir) + fam.suffix(), Kind: KindDrops, Family: fam}
+			rs.Sets = append(rs.Sets, drops[dir][fi])
+		}
+	}
+	for fi, fam := range families {
+		self[fi] = &Set{Name: selfSet + fam.suffix(), Kind: KindSelf, Family: fam}
+		rs.Sets = append(rs.Sets, self[fi])
+	}
+
+	rs.Chains = append(rs.Chains, baseChains()...)
+
+	var chains []*Chain
+	inSelf := map[netip.Addr]bool{}
+	for _, dir := range directions {
+		for _, g := range nameGroups(dir, groups[dir]) {
+			ch := &Chain{Name: g.name}
+			for _, pol := range g.pols {
+				ch.Rules = append(ch.Rules, c.rulesFor(pol, dir)...)
+			}
+			ch.Rules = append(ch.Rules, c.tail(dir, g.name)...)
+			chains = append(chains, ch)
+			for _, p := range g.pods {
+				for _, ip := range p.IPs {
+					ip = ip.Unmap()
+					fi := famIndex(ip)
+					dispatch[dir][fi].Elems = append(dispatch[dir][fi].Elems, Elem{Addr: ip, Jump: g.name})
+					drops[dir][fi].Elems = append(drops[dir][fi].Elems, Elem{Addr: ip})
+					if !inSelf[ip] {
+						inSelf[ip] = true
+						self[fi].Elems = append(self[fi].Elems, Elem{Addr: ip, Addr2: ip})
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(chains, func(i, j int) bool { return chains[i].Name < chains[j].Name })
+	rs.Chains = append(rs.Chains, chains...)
+
+	for _, s := range rs.Sets {
+		sortElems(s.Elems)
+		s.Elems = dedupElems(s.Elems)
+	}
+	names := make([]string, 0, len(c.sets))
+	for n := range c.sets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		rs.Sets = append(rs.Sets, c.sets[n])
+	}
+	return rs
+}
+
+func famIndex(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
+func dedupElems(es []Elem) []Elem {
+	if len(es) < 2 {
+		return es
+	}
+	out := es[:1]
+	for _, e := range es[1:] {
+		if e != out[len(out)-1] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func groupKey(pols []*engine.Policy) string {
+	keys := make([]string, len(pols))
+	for i, p := range pols {
+		keys[i] = p.Key.String()
+	}
+	return strings.Join(keys, ",")
+}
+
+func mapName(dir model.Direction) string {
+	if dir == model.Egress {
+		return egressMap
+	}
+	return ingressMap
+}
+
+func dropsName(dir model.Direction) string {
+	if dir == model.Egress {
+		return egressDrops
+	}
+	return ingressDrops
+}
+
+func dirPrefix(dir model.Direction) string {
+	if dir == model.Egress {
+		return egressPrefix
+	}
+	return ingressPrefix
+}
+
+func dirWord(dir model.Direction) string {
+	if dir == model.Egress {
+		return "egress"
+	}
+	return "ingress"
+}
+
+// nameGroups names each group's chain `ing-<ns>-<policy>[_and_<N>]-<hash>`
+// (the first policy in order, how many more, a hash of them all) and
+// returns the groups sorted by key. Names stay under maxChainName; a
+// clash of hashes falls back to a longer hash.
+func nameGroups(dir model.Direction, groups map[string]*group) []*group {
+	out := make([]*group, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	taken := map[string]bool{}
+	for _, g := range out {
+		first := g.pols[0].Key
+		readable := dirPrefix(dir) + "-" + first.Namespace + "-" + first.Name
+		if n := len(g.pols) - 1; n > 0 {
+			readable += fmt.Sprintf("_and_%d", n)
+		}
+		readable = identifier(readable)
+		for _, n := range []int{hashLen, 16, 64} {
+			h := hashString(g.key, n)
+			max := maxChainName - n - 1
+			if n == 64 {
+				max = 255 - n - 1
+			}
+			r := readable
+			if len(r) > max {
+				r = r[:max]
+			}
+			g.name = r + "-" + h
+			if !taken[g.name] {
+				break
+			}
+		}
+		taken[g.name] = true
+	}
+	return out
+}
+
+// ruleSetName names the set serving one rule of one policy:
+// `<ns>_<policy>_<ing|egr><index>_<kind><family>`, bounded.
+func ruleSetName(ref engine.RuleRef, kind string, fam Family) string {
+	suffix := fmt.Sprintf("_%s%d_%s%s", dirPrefix(ref.Direction), ref.Index, kind, fam.suffix())
+	head := identifier(ref.Policy.Namespace + "_" + ref.Policy.Name)
+	if len(head)+len(suffix) > maxSetName {
+		head = hashAndTruncate(head, maxSetName-len(suffix))
+	}
+	return head + suffix
+}
+
+func ruleComment(ref engine.RuleRef) string {
+	return fmt.Sprintf("%s %s[%d]", ref.Policy, dirWord(ref.Direction), ref.Index)
+}
+
+// rulesFor returns the nft rules of one policy in one direction: rules
+// that return when one of its rules allows the packet. Every chain that
+// includes the policy shares them, and the sets they name.
+func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
+	pk := polDir{pol.Key, dir}
+	if rules, ok := c.polRules[pk]; ok {
+		return rules
+	}
+	var out []Rule
+	for _, r := range pol.Rules[dir] {
+		out = append(out, c.ruleRules(pol, r)...)
+	}
+	c.polRules[pk] = out
+	return out
+}
+
+func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
+	ref := r.Ref
+	dir := ref.Direction
+	comment := ruleComment(ref)
+	peerField := Saddr
+	if dir == model.Egress {
+		peerField = Daddr
+	}
+	var out []Rule
+	add := func(x Rule) {
+		x.Verdict = VerdictReturn
+		x.Comment = comment
+		out = append(out, x)
+	}
+	portRules := func(base Rule) {
+		for _, pr := range r.Ports {
+			x := base
+			x.Port = &PortMatch{Proto: pr.Protocol, First: pr.First, Last: pr.Last}
+			add(x)
+		}
+	}
+
+	var named [2][]Elem
+	if len(r.Named) > 0 {
+		var on []*model.Pod
+		if dir == model.Ingress {
+			on = c.localSelected(pol)
+		}
+		for _, ap := range c.e.NamedTargets(r, on) {
+			a := ap.Addr.Unmap()
+			named[famIndex(a)] = append(named[famIndex(a)], Elem{Addr: a, Proto: ap.Protocol, Port: ap.Port})
+		}
+	}
+	namedSet := func(fam Family) string {
+		name := ruleSetName(ref, "named", fam)
+		s := &Set{Name: name, Kind: KindNamed, Family: fam, Comment: comment, Elems: named[fam-IPv4]}
+		sortElems(s.Elems)
+		s.Elems = dedupElems(s.Elems)
+		c.sets[name] = s
+		return name
+	}
+
+	if r.AllPeers {
+		if r.AllPorts {
+			add(Rule{})
+			return out
+		}
+		portRules(Rule{})
+		if len(r.Named) > 0 {
+			for _, fam := range families {
+				add(Rule{Family: fam, Named: namedSet(fam)})
+			}
+		}
+		return out
+	}
+
+	hasSelectors := false
+	for _, p := range r.Spec().Peers {
+		if p.IPBlock == nil {
+			hasSelectors = true
+		}
+	}
+	var ranges [2][]netipx.IPRange
+	if set := c.e.PeerIPs(r); set != nil {
+		for _, rg := range set.Ranges() {
+			ranges[famIndex(rg.From())] = append(ranges[famIndex(rg.From())], rg)
+		}
+	}
+	for fi, fam := range families {
+		if !hasSelectors && len(ranges[fi]) == 0 {
+			// Only ipBlocks, none of this family: nothing can match, and
+			// no pod coming or going can change that.
+			continue
+		}
+		name := ruleSetName(ref, "peers", fam)
+		s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: comment}
+		for _, rg := range ranges[fi] {
+			s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
+		}
+		c.sets[name] = s
+		peer := &AddrMatch{Field: peerField, Set: name}
+		if r.AllPorts {
+			add(Rule{Family: fam, Addr: peer})
+			continue
+		}
+		portRules(Rule{Family: fam, Addr: peer})
+		if len(r.Named) > 0 {
+			switch {
+			case dir == model.Ingress:
+				add(Rule{Family: fam, Addr: peer, Named: namedSet(fam)})
+			case hasSelectors:
+				// The named set holds only the peer pods' addresses: an
+				// ipBlock peer cannot resolve a port name.
+				add(Rule{Family: fam, Named: namedSet(fam)})
+			}
+		}
+	}
+	return out
+}
+
+// localSelected returns the pods of this node that pol selects.
+func (c *compiler) localSelected(pol *engine.Policy) []*model.Pod {
+	var out []*model.Pod
+	for _, p := range c.e.Selected(pol) {
+		if p.Node == c.node && !p.HostNetwork && len(p.IPs) > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// tail ends a pod-group chain: a pod's traffic to itself returns, then
+// the drop is counted per pod (set elements with counters), optionally
+// logged, counted per chain and dropped.
+func (c *compiler) tail(dir model.Direction, chain string) []Rule {
+	podField := Daddr
+	if dir == model.Egress {
+		podField = Saddr
+	}
+	var out []Rule
+	for _, fam := range families {
+		out = append(out, Rule{Family: fam, Self: selfSet + fam.suffix(), Verdict: VerdictReturn})
+	}
+	for _, fam := range families {
+		out = append(out, Rule{Family: fam, Addr: &AddrMatch{Field: podField, Set: dropsName(dir) + fam.suffix()}})
+	}
+	if c.opts.LogDrops {
+		rate := c.opts.LogRate
+		if rate == 0 {
+			rate = 10
+		}
+		prefix := logPrefix + chain + " "
+		if len(prefix) > maxLogPrefix {
+			prefix = prefix[:maxLogPrefix]
+		}
+		out = append(out, Rule{Log: &Log{Prefix: prefix, Group: c.opts.LogGroup, Rate: rate}})
+	}
+	out = append(out, Rule{Counter: true, Verdict: VerdictDrop})
+	return out
+}
+
+// baseChains are the hooked chains: replies pass, new connections go to
+// the source pod's egress chain and then the destination pod's ingress
+// chain (forward), or only the egress chain (input: a pod to its node).
+func baseChains() []*Chain {
+	est := Rule{CtEstablished: true, Verdict: VerdictAccept}
+	dispatch := func(dir model.Direction) []Rule {
+		field := Daddr
+		if dir == model.Egress {
+			field = Saddr
+		}
+		var out []Rule
+		for _, fam := range families {
+			out = append(out, Rule{Family: fam, Dispatch: &AddrMatch{Field: field, Set: mapName(dir) + fam.suffix()}})
+		}
+		return out
+	}
+	fwd := &Chain{Name: forwardChain, Hook: HookForward, Rules: []Rule{est}}
+	fwd.Rules = append(fwd.Rules, dispatch(model.Egress)...)
+	fwd.Rules = append(fwd.Rules, dispatch(model.Ingress)...)
+	in := &Chain{Name: inputChain, Hook: HookInput, Rules: []Rule{est}}
+	in.Rules = append(in.Rules, dispatch(model.Egress)...)
+	return []*Chain{fwd, in}
+}

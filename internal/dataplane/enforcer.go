@@ -1,0 +1,415 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Stats counts what one Apply sent to the kernel. Elements count the
+// ruleset's elements (a peer range is one, though the kernel stores it
+// as two).
+type Stats struct {
+	// Full is set when the whole table was replaced (first Apply, or the
+	// first after an error).
+	Full            bool
+	SetsAdded       int
+	SetsDeleted     int
+	ChainsAdded     int
+	ChainsDeleted   int
+	ChainsFlushed   int // existing chains whose rules were replaced
+	RulesAdded      int
+	ElementsAdded   int
+	ElementsDeleted int
+	// Messages is the number of netlink messages in the transaction.
+	Messages int
+	Duration time.Duration
+}
+
+// Empty reports whether the Apply changed nothing.
+func (s Stats) Empty() bool { return s.Messages == 0 }
+
+func (s Stats) String() string {
+	kind := "incremental"
+	if s.Full {
+		kind = "full"
+	}
+	return fmt.Sprintf("%s: sets +%d -%d, chains +%d -%d ~%d, rules +%d, elements +%d -%d, %d messages in %s",
+		kind, s.SetsAdded, s.SetsDeleted, s.ChainsAdded, s.ChainsDeleted, s.ChainsFlushed,
+		s.RulesAdded, s.ElementsAdded, s.ElementsDeleted, s.Messages, s.Duration.Round(time.Microsecond))
+}
+
+// Enforcer programs rulesets into the kernel of one network namespace,
+// each Apply in one atomic nftables transaction. It is not safe for
+// concurrent use.
+type Enforcer struct {
+	nsPath string
+	nsFile *os.File // nil: the current network namespace
+	table  *nftables.Table
+	// last is the ruleset the kernel holds, as far as we know; nil
+	// forces a full replace on the next Apply.
+	last  *Ruleset
+	setID uint32
+}
+
+// New returns an enforcer for the network namespace at netnsPath (such
+// as /run/netns/NAME or /proc/PID/ns/net), or the current one when
+// netnsPath is "". Nothing is sent to the kernel until Apply.
+func New(netnsPath string) (*Enforcer, error) {
+	e := &Enforcer{nsPath: netnsPath, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}
+	if netnsPath != "" {
+		f, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace: %w", err)
+		}
+		e.nsFile = f
+	}
+	return e, nil
+}
+
+// Close releases the namespace handle. The rules stay in force.
+func (e *Enforcer) Close() error {
+	if e.nsFile != nil {
+		err := e.nsFile.Close()
+		e.nsFile = nil
+		return err
+	}
+	return nil
+}
+
+// bufferSize is what the netlink socket's buffers are raised to: the
+// whole transaction goes in one sendmsg, and the kernel echoes every
+// added rule back.
+const bufferSize = 64 << 20
+
+func (e *Enforcer) conn(ctx context.Context) (*nftables.Conn, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			// Forcing needs CAP_NET_ADMIN, which programming nftables needs
+			// anyway; fall back to the capped sizes otherwise.
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bufferSize) != nil {
+				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, bufferSize))
+			}
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufferSize) != nil {
+				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, bufferSize))
+			}
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return serr
+		}
+		return c.SetReadDeadline(deadline)
+	})}
+	if e.nsFile != nil {
+		opts = append(opts, nftables.WithNetNSFd(int(e.nsFile.Fd())))
+	}
+	return nftables.New(opts...)
+}
+
+// Apply makes the kernel's table equal to rs in one transaction. The
+// first Apply (and the first after a failure) replaces the table whole,
+// whatever it held; later ones send only the differences from the last
+// applied ruleset. On error the kernel keeps the previous ruleset
+// whole. rs must not be modified afterwards: the enforcer keeps it.
+func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
+	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return Stats{}, err
+	}
+	c, err := e.conn(ctx)
+	if err != nil {
+		return Stats{}, err
+	}
+	tx := &txn{conn: c, table: e.table, setID: &e.setID}
+	if e.last == nil || e.last.Table != rs.Table || !tx.diff(e.last, rs) {
+		tx = &txn{conn: c, table: e.table, setID: &e.setID}
+		c, err = e.conn(ctx) // drop whatever the failed diff buffered
+		if err != nil {
+			return Stats{}, err
+		}
+		tx.conn = c
+		tx.full(rs)
+	}
+	tx.stats.Duration = time.Since(start)
+	if tx.stats.Messages == 0 {
+		e.last = rs
+		return tx.stats, nil
+	}
+	if err := c.Flush(); err != nil {
+		e.last = nil
+		tx.stats.Duration = time.Since(start)
+		return tx.stats, fmt.Errorf("nftables transaction (%d messages): %w", tx.stats.Messages, err)
+	}
+	e.last = rs
+	tx.stats.Duration = time.Since(start)
+	return tx.stats, nil
+}
+
+// Delete removes the table, if present, and forgets the applied state.
+func (e *Enforcer) Delete(ctx context.Context) error {
+	c, err := e.conn(ctx)
+	if err != nil {
+		return err
+	}
+	// Adding first makes the delete succeed when there is no table.
+	c.AddTable(e.table)
+	c.DelTable(e.table)
+	e.last = nil
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("delete table inet %s: %w", e.table.Name, err)
+	}
+	return nil
+}
+
+// Last returns the ruleset last applied successfully, or nil.
+func (e *Enforcer) Last() *Ruleset { return e.last }
+
+// txn builds one transaction.
+type txn struct {
+	conn  *nftables.Conn
+	table *nftables.Table
+	setID *uint32
+	stats Stats
+	err   error
+}
+
+func (t *txn) nset(s *Set) *nftables.Set {
+	return s.nftSet(t.table, 0)
+}
+
+func (t *txn) addSet(s *Set) {
+	*t.setID++
+	if err := t.conn.AddSet(s.nftSet(t.table, *t.setID), nil); err != nil {
+		t.err = errors.Join(t.err, err)
+	}
+	t.stats.Messages++
+	t.stats.SetsAdded++
+}
+
+func (t *txn) addElems(s *Set, es []Elem) {
+	if len(es) == 0 {
+		return
+	}
+	ns := t.nset(s)
+	for _, chunk := range chunkElems(s.nftElems(es, false)) {
+		if err := t.conn.SetAddElements(ns, chunk); err != nil {
+			t.err = errors.Join(t.err, err)
+		}
+		t.stats.Messages++
+	}
+	t.stats.ElementsAdded += len(es)
+}
+
+func (t *txn) delElems(s *Set, es []Elem) {
+	if len(es) == 0 {
+		return
+	}
+	ns := t.nset(s)
+	for _, chunk := range chunkElems(s.nftElems(es, true)) {
+		if err := t.conn.SetDeleteElements(ns, chunk); err != nil {
+			t.err = errors.Join(t.err, err)
+		}
+		t.stats.Messages++
+	}
+	t.stats.ElementsDeleted += len(es)
+}
+
+func (t *txn) addRules(c *Chain) {
+	nc := nftChain(t.table, c)
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: nc, Exprs: r.exprs(), UserData: r.userData()})
+		t.stats.Messages++
+		t.stats.RulesAdded++
+	}
+}
+
+// full replaces the table: add (so that the delete cannot fail), delete,
+// and build it again, all in one transaction.
+func (t *txn) full(rs *Ruleset) {
+	t.stats.Full = true
+	t.conn.AddTable(t.table)
+	t.conn.DelTable(t.table)
+	t.conn.AddTable(t.table)
+	t.stats.Messages += 3
+	for _, s := range rs.Sets {
+		t.addSet(s)
+	}
+	for _, c := range rs.Chains {
+		t.conn.AddChain(nftChain(t.table, c))
+		t.stats.Messages++
+		t.stats.ChainsAdded++
+	}
+	for _, c := range rs.Chains {
+		t.addRules(c)
+	}
+	for _, s := range rs.Sets {
+		t.addElems(s, s.Elems)
+	}
+}
+
+// diff queues the changes from old to new and reports whether it could;
+// false asks for a full replace (a set changed its type, or a base chain
+// changed).
+func (t *txn) diff(old, new *Ruleset) bool {
+	oldSets := make(map[string]*Set, len(old.Sets))
+	for _, s := range old.Sets {
+		oldSets[s.Name] = s
+	}
+	newSets := make(map[string]*Set, len(new.Sets))
+	for _, s := range new.Sets {
+		newSets[s.Name] = s
+		if o := oldSets[s.Name]; o != nil && !o.sameDef(s) {
+			return false
+		}
+	}
+	oldChains := make(map[string]*Chain, len(old.Chains))
+	for _, c := range old.Chains {
+		oldChains[c.Name] = c
+	}
+	newChains := make(map[string]*Chain, len(new.Chains))
+	for _, c := range new.Chains {
+		newChains[c.Name] = c
+		if o := oldChains[c.Name]; o != nil && o.Hook != c.Hook {
+			return false
+		}
+	}
+	for _, c := range old.Chains {
+		if c.Hook != HookNone && newChains[c.Name] == nil {
+			return false
+		}
+	}
+
+	// 1. New sets and chains, so that rules and map elements can name them.
+	for _, s := range new.Sets {
+		if oldSets[s.Name] == nil {
+			t.addSet(s)
+		}
+	}
+	for _, c := range new.Chains {
+		if oldChains[c.Name] == nil {
+			t.conn.AddChain(nftChain(t.table, c))
+			t.stats.Messages++
+			t.stats.ChainsAdded++
+		}
+	}
+	// 2. Element deletes first: map entries leave chains about to go, and
+	// old ranges make room for new ones that overlap them.
+	type change struct {
+		set      *Set
+		add, del []Elem
+	}
+	var changes []change
+	for _, s := range new.Sets {
+		o := oldSets[s.Name]
+		if o == nil {
+			changes = append(changes, change{set: s, add: s.Elems})
+			continue
+		}
+		add, del := diffElems(o.Elems, s.Elems)
+		if len(add)+len(del) > 0 {
+			changes = append(changes, change{set: s, add: add, del: del})
+		}
+	}
+	for _, ch := range changes {
+		t.delElems(ch.set, ch.del)
+	}
+	// 3. Rules: new chains filled, changed chains flushed and refilled.
+	for _, c := range new.Chains {
+		o := oldChains[c.Name]
+		switch {
+		case o == nil:
+			t.addRules(c)
+		case !sameRules(o.Rules, c.Rules):
+			t.conn.FlushChain(nftChain(t.table, c))
+			t.stats.Messages++
+			t.stats.ChainsFlushed++
+			t.addRules(c)
+		}
+	}
+	// 4. Element adds, now that every chain a map entry jumps to exists.
+	for _, ch := range changes {
+		t.addElems(ch.set, ch.add)
+	}
+	// 5. Stale chains (no map entry jumps to them any more), then stale
+	// sets (no rule names them any more).
+	for _, c := range old.Chains {
+		if newChains[c.Name] == nil {
+			nc := nftChain(t.table, c)
+			t.conn.FlushChain(nc)
+			t.conn.DelChain(nc)
+			t.stats.Messages += 2
+			t.stats.ChainsDeleted++
+		}
+	}
+	for _, s := range old.Sets {
+		if newSets[s.Name] == nil {
+			t.conn.DelSet(t.nset(s))
+			t.stats.Messages++
+			t.stats.SetsDeleted++
+		}
+	}
+	return t.err == nil
+}
+
+func sameRules(a, b []Rule) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].String() != b[i].String() {
+			return false
+		}
+	}
+	return true
+}
+
+// diffElems returns the elements of b not in a, and of a not in b.
+func diffElems(a, b []Elem) (add, del []Elem) {
+	if len(a) == len(b) {
+		same := true
+		for i := range a {
+			if a[i] != b[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil, nil
+		}
+	}
+	// Both are sorted: merge.
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			i++
+			j++
+		case elemLess(a[i], b[j]):
+			del = append(del, a[i])
+			i++
+		default:
+			add = append(add, b[j])
+			j++
+		}
+	}
+	del = append(del, a[i:]...)
+	add = append(add, b[j:]...)
+	return add, del
+}

@@ -1,0 +1,75 @@
+package dataplane
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// The table's vocabulary. Chains and sets that carry policy get generated
+// names (see chainName and ruleSetName); these are the fixed ones.
+const (
+	// TableName is the one table Palisade owns (family inet).
+	TableName = "palisade"
+
+	forwardChain = "forward"
+	inputChain   = "input"
+
+	ingressPrefix = "ing"
+	egressPrefix  = "egr"
+
+	// Verdict maps from a local pod's address to its pod-group chain.
+	ingressMap = "ingress"
+	egressMap  = "egress"
+	// Sets of local isolated pods whose elements count drops per pod.
+	ingressDrops = "ingress_drops"
+	egressDrops  = "egress_drops"
+	// Set of `pod . pod` pairs: a pod's traffic to itself is never filtered.
+	selfSet = "self"
+
+	// maxChainName and maxSetName bound generated names (nft allows 255).
+	maxChainName = 64
+	maxSetName   = 64
+	hashLen      = 8
+
+	// logPrefix starts every NFLOG prefix, so that drops are easy to grep.
+	logPrefix = "palisade-drop "
+	// maxLogPrefix is NF_LOG_PREFIXLEN less the terminating NUL.
+	maxLogPrefix = 127
+)
+
+// hashString returns the first n hex digits of sha256(s).
+func hashString(s string, n int) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:n]
+}
+
+// identifier makes s safe as an nft identifier: letters, digits and
+// `/ - _ .`, starting with a letter or `_`.
+func identifier(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.', r == '/':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if out == "" || !(out[0] >= 'a' && out[0] <= 'z' || out[0] >= 'A' && out[0] <= 'Z' || out[0] == '_') {
+		out = "_" + out
+	}
+	return out
+}
+
+// hashAndTruncate returns readable when it fits in max, and otherwise
+// readable cut short with a hash of the whole of it appended, so that
+// the name stays unique and bounded.
+func hashAndTruncate(readable string, max int) string {
+	if len(readable) <= max {
+		return readable
+	}
+	h := hashString(readable, hashLen)
+	return readable[:max-hashLen-1] + "-" + h
+}
