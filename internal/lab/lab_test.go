@@ -1,0 +1,429 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// daemonEnv makes the test binary run Serve for the lab it names (the
+// daemon test starts it so).
+const daemonEnv = "PALISADE_LAB_TEST_DAEMON"
+
+func TestMain(m *testing.M) {
+	MaybeNSExec()
+	if name := os.Getenv(daemonEnv); name != "" {
+		ctx, cancel := signalContext()
+		defer cancel()
+		if err := Serve(ctx, name, nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// requireRoot skips t without root, or fails it when CI=true (CI must run
+// the kernel tests, not skip them).
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("lab tests need root (CI=true: not skipping)")
+	}
+	t.Skip("lab tests need root")
+}
+
+// testLab builds a lab with a fresh name, removed when the test ends.
+func testLab(t *testing.T, c *model.Cluster, nodes int) *Lab {
+	t.Helper()
+	name := fmt.Sprintf("t%x", rand.Uint32())
+	t.Cleanup(func() {
+		if err := Down(name); err != nil {
+			t.Errorf("Down(%s): %v", name, err)
+		}
+	})
+	l, err := Up(context.Background(), name, c, Options{Nodes: nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// seedCluster is the seed walkthrough's cluster (three nginx pods that
+// declare no ports, two Services without ClusterIPs) plus an echo pod that
+// declares TCP, UDP and SCTP ports.
+func seedCluster() *model.Cluster {
+	c := model.NewCluster()
+	c.EnsureNamespace("default")
+	for _, p := range []struct{ name, app string }{{"frontend", "frontend"}, {"backend", "backend"}, {"client-pod", "client"}} {
+		c.Pods[model.Key{Namespace: "default", Name: p.name}] = &model.Pod{
+			Namespace: "default", Name: p.name, Labels: map[string]string{"app": p.app}, Images: []string{"nginx"},
+		}
+	}
+	c.Pods[model.Key{Namespace: "default", Name: "echo"}] = &model.Pod{
+		Namespace: "default", Name: "echo", Labels: map[string]string{"app": "echo"}, Images: []string{"busybox"},
+		Ports: []model.ContainerPort{
+			{Name: "web", Port: 81, Protocol: model.TCP},
+			{Name: "echo", Port: 81, Protocol: model.UDP},
+			{Name: "sctp", Port: 81, Protocol: model.SCTP},
+		},
+	}
+	for _, app := range []string{"frontend", "backend"} {
+		s := &model.Service{Namespace: "default", Name: app + "-service", Selector: map[string]string{"app": app},
+			Ports: []model.ServicePort{{Protocol: model.TCP, Port: 80, TargetPort: 80}}}
+		c.Services[s.Key()] = s
+	}
+	return c
+}
+
+func key(name string) model.Key { return model.Key{Namespace: "default", Name: name} }
+
+func podIP(t *testing.T, l *Lab, k model.Key, v6 bool) netip.Addr {
+	t.Helper()
+	want := netip.IPv4Unspecified()
+	if v6 {
+		want = netip.IPv6Unspecified()
+	}
+	ip, ok := l.Cluster().Pods[k].IP(want)
+	if !ok {
+		t.Fatalf("pod %s has no IPv6=%v address", k, v6)
+	}
+	return ip
+}
+
+func execOut(t *testing.T, l *Lab, pod model.Key, argv ...string) (string, int) {
+	t.Helper()
+	defer func(begin time.Time) { t.Logf("exec %s %q: %v", pod, argv, time.Since(begin)) }(time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code, err := l.Exec(ctx, pod, argv, nil, &out, &errb)
+	if err != nil {
+		t.Fatalf("Exec(%s, %q) = %v (stderr %q)", pod, argv, err, errb.String())
+	}
+	return out.String(), code
+}
+
+func TestSeedLab(t *testing.T) {
+	requireRoot(t)
+	start := time.Now()
+	l := testLab(t, seedCluster(), 2)
+	srv, err := l.StartServers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	t.Logf("up and serving in %v", time.Since(start))
+
+	// Round-robin over sorted keys: backend, client-pod, echo, frontend.
+	for pod, node := range map[string]string{"backend": "node1", "client-pod": "node2", "echo": "node1", "frontend": "node2"} {
+		if got := l.PodNode(key(pod)); got != node {
+			t.Errorf("PodNode(%s) = %q, want %q", pod, got, node)
+		}
+	}
+	if got := l.PodsOnNode("node2"); len(got) != 2 || got[0] != key("client-pod") || got[1] != key("frontend") {
+		t.Errorf("PodsOnNode(node2) = %v, want [default/client-pod default/frontend]", got)
+	}
+	if got, want := l.NodeNetNS("node1"), "/run/netns/palisade-"+l.Name()+"-node1"; got != want {
+		t.Errorf("NodeNetNS(node1) = %q, want %q", got, want)
+	}
+
+	t.Run("curl service by name", func(t *testing.T) {
+		out, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service")
+		if code != 0 || out != Body(key("frontend")) {
+			t.Errorf("curl frontend-service from backend = %q, exit %d; want %q, exit 0", out, code, Body(key("frontend")))
+		}
+		out, code = execOut(t, l, key("frontend"), "curl", "-s", "--max-time", "3", "http://backend-service.default.svc.cluster.local/x")
+		if code != 0 || out != Body(key("backend")) {
+			t.Errorf("curl backend-service FQDN from frontend = %q, exit %d; want %q", out, code, Body(key("backend")))
+		}
+		out, code = execOut(t, l, key("client-pod"), "curl", "-s", "--max-time", "3", "-6", "http://echo:81/")
+		if code != 0 || out != Body(key("echo")) {
+			t.Errorf("curl -6 echo:81 from client-pod = %q, exit %d; want %q", out, code, Body(key("echo")))
+		}
+	})
+
+	t.Run("unknown names fail fast", func(t *testing.T) {
+		begin := time.Now()
+		_, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "no-such-service")
+		if code == 0 {
+			t.Error("curl no-such-service succeeded")
+		}
+		if d := time.Since(begin); d > 2*time.Second {
+			t.Errorf("curl no-such-service took %v, want < 2s", d)
+		}
+	})
+
+	t.Run("exec exit codes", func(t *testing.T) {
+		if _, code := execOut(t, l, key("backend"), "sh", "-c", "exit 7"); code != 7 {
+			t.Errorf("exit code = %d, want 7", code)
+		}
+		out, _ := execOut(t, l, key("backend"), "cat", "/proc/net/dev")
+		if !strings.Contains(out, "eth0") || strings.Contains(out, "pal") {
+			t.Errorf("/proc/net/dev in backend = %q, want eth0 and no node veths", out)
+		}
+	})
+
+	t.Run("probes across nodes", func(t *testing.T) {
+		ctx := context.Background()
+		cases := []struct {
+			name     string
+			from, to model.Key
+			port     uint16
+			proto    model.Protocol
+			want     bool
+		}{
+			{"tcp served", key("backend"), key("frontend"), 80, model.TCP, true},
+			{"tcp not served", key("backend"), key("frontend"), 81, model.TCP, false},
+			{"udp served", key("client-pod"), key("echo"), 81, model.UDP, true},
+			{"udp not served", key("client-pod"), key("frontend"), 81, model.UDP, false},
+			{"tcp same node", key("backend"), key("echo"), 81, model.TCP, true},
+			{"to itself", key("echo"), key("echo"), 81, model.UDP, true},
+		}
+		for _, tc := range cases {
+			for _, v6 := range []bool{false, true} {
+				to := podIP(t, l, tc.to, v6)
+				got, err := l.Probe(ctx, tc.from, to, tc.port, tc.proto, time.Second)
+				if err != nil || got != tc.want {
+					t.Errorf("%s: Probe(%s -> %s:%d/%s) = %v, %v; want %v", tc.name, tc.from, to, tc.port, tc.proto, got, err, tc.want)
+				}
+			}
+		}
+		if _, err := l.Probe(ctx, key("client-pod"), podIP(t, l, key("echo"), false), 81, model.SCTP, time.Second); err == nil {
+			t.Error("SCTP probe: nil error, want ErrSCTPUnsupported")
+		}
+		svc := l.Cluster().Services[key("frontend-service")]
+		for _, cip := range svc.ClusterIPs {
+			if ok, err := l.Probe(ctx, key("client-pod"), cip, 80, model.TCP, time.Second); !ok || err != nil {
+				t.Errorf("Probe(client-pod -> ClusterIP %s:80) = %v, %v; want true", cip, ok, err)
+			}
+		}
+	})
+
+	t.Run("probe all pairs", func(t *testing.T) {
+		var reqs []ProbeReq
+		for _, from := range l.Pods() {
+			for _, to := range l.Pods() {
+				reqs = append(reqs, ProbeReq{From: from, To: podIP(t, l, to, false), Port: 80, Proto: model.TCP})
+			}
+		}
+		begin := time.Now()
+		res := l.ProbeAll(context.Background(), reqs, time.Second, 0)
+		for _, r := range res {
+			// Every pod but echo serves nginx's port 80.
+			want := l.Cluster().PodByIP(r.To).Name != "echo"
+			if r.Err != nil || r.OK != want {
+				t.Errorf("ProbeAll: %s -> %s:80 = %v, %v; want %v", r.From, r.To, r.OK, r.Err, want)
+			}
+		}
+		t.Logf("%d probes in %v", len(reqs), time.Since(begin))
+	})
+
+	t.Run("host namespace untouched", func(t *testing.T) {
+		labNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00:10::/32")}
+		for _, p := range l.Cluster().Pods {
+			for _, ip := range p.IPs {
+				labNets = append(labNets, hostPrefix(ip))
+			}
+		}
+		routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range routes {
+			if r.Dst == nil {
+				continue // default route
+			}
+			dst, _ := netip.AddrFromSlice(r.Dst.IP)
+			ones, _ := r.Dst.Mask.Size()
+			rp := netip.PrefixFrom(dst.Unmap(), ones)
+			for _, n := range labNets {
+				if rp.Bits() > 0 && rp.Overlaps(n) {
+					t.Errorf("host has route %s (table %d), overlapping lab range %s", r.Dst, r.Table, n)
+				}
+			}
+		}
+		addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			ip, _ := netip.AddrFromSlice(a.IP)
+			for _, n := range labNets {
+				if n.Contains(ip.Unmap()) {
+					t.Errorf("host has address %s in lab range %s", a.IPNet, n)
+				}
+			}
+		}
+	})
+
+	t.Run("add, relabel, remove pods", func(t *testing.T) {
+		ctx := context.Background()
+		late := &model.Pod{Namespace: "other", Name: "late", Node: "node2", Labels: map[string]string{"app": "late"},
+			IPs:   []netip.Addr{netip.MustParseAddr("10.10.5.5"), netip.MustParseAddr("fd00:10:10:5::5")},
+			Ports: []model.ContainerPort{{Port: 8080, Protocol: model.TCP}}}
+		if err := l.AddPod(ctx, late); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Sync(l); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.PodNode(late.Key()); got != "node2" {
+			t.Errorf("PodNode(other/late) = %q, want node2 (its nodeName)", got)
+		}
+		for _, ip := range late.IPs {
+			if ok, err := l.Probe(ctx, key("backend"), ip, 8080, model.TCP, time.Second); !ok || err != nil {
+				t.Errorf("Probe(backend -> other/late %s:8080) = %v, %v; want true", ip, ok, err)
+			}
+		}
+		out, code := execOut(t, l, late.Key(), "curl", "-s", "--max-time", "3", "frontend-service.default")
+		if code != 0 || out != Body(key("frontend")) {
+			t.Errorf("curl frontend-service.default from other/late = %q, exit %d", out, code)
+		}
+		if _, code := execOut(t, l, late.Key(), "curl", "-s", "--max-time", "3", "frontend-service"); code == 0 {
+			t.Error("bare name of another namespace's service resolved from other/late")
+		}
+
+		// Relabel frontend: the service loses its endpoint; the pod keeps its IPs.
+		before := l.Cluster().Pods[key("frontend")].IPs
+		fe := *l.Cluster().Pods[key("frontend")]
+		fe.Labels = map[string]string{"app": "elsewhere"}
+		fe.IPs = nil
+		if err := l.AddPod(ctx, &fe); err != nil {
+			t.Fatal(err)
+		}
+		if after := l.Cluster().Pods[key("frontend")].IPs; !sameAddrs(before, after) {
+			t.Errorf("relabel changed frontend's IPs from %v to %v", before, after)
+		}
+		if _, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "1", "frontend-service"); code == 0 {
+			t.Error("curl frontend-service succeeded with no endpoints")
+		}
+		fe.Labels = map[string]string{"app": "frontend"}
+		if err := l.AddPod(ctx, &fe); err != nil {
+			t.Fatal(err)
+		}
+		if out, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service"); code != 0 || out != Body(key("frontend")) {
+			t.Errorf("after relabel back: curl frontend-service = %q, exit %d", out, code)
+		}
+
+		if err := l.RemovePod(ctx, late.Key()); err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Sync(l); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(netns.Path(podNetNS(l.Name(), late.Key()))); !os.IsNotExist(err) {
+			t.Errorf("after RemovePod, its netns: stat = %v, want not exist", err)
+		}
+		if ok, _ := l.Probe(ctx, key("backend"), late.IPs[0], 8080, model.TCP, 300*time.Millisecond); ok {
+			t.Error("removed pod still answers")
+		}
+	})
+
+	t.Run("state reloads", func(t *testing.T) {
+		l2, err := Load(l.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := l2.Pods(), l.Pods(); len(got) != len(want) {
+			t.Errorf("Load: pods %v, want %v", got, want)
+		}
+		out, code := execOut(t, l2, key("client-pod"), "curl", "-s", "--max-time", "3", "backend-service")
+		if code != 0 || out != Body(key("backend")) {
+			t.Errorf("curl backend-service via loaded lab = %q, exit %d", out, code)
+		}
+	})
+
+	srv.Close()
+	if err := Down(l.Name()); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, l.Name())
+}
+
+// assertGone checks that nothing of the lab is left.
+func assertGone(t *testing.T, name string) {
+	t.Helper()
+	for _, dir := range []string{netns.Dir, EtcNetnsDir} {
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), NetNSPrefix(name)) {
+				t.Errorf("after Down: %s left", filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	if _, err := os.Stat(StateDir(name)); !os.IsNotExist(err) {
+		t.Errorf("after Down: %s: stat = %v, want not exist", StateDir(name), err)
+	}
+}
+
+// TestDownAfterCrash builds a lab served by a daemon process, forgets it
+// without any cleanup and removes it by name alone.
+func TestDownAfterCrash(t *testing.T) {
+	requireRoot(t)
+	c := model.NewCluster()
+	web := &model.Pod{Namespace: "x", Name: "a", Images: []string{"docker.io/library/nginx:1.27"}}
+	cl := &model.Pod{Namespace: "x", Name: "b"}
+	c.Pods[web.Key()], c.Pods[cl.Key()] = web, cl
+	name := fmt.Sprintf("t%x", rand.Uint32())
+	t.Cleanup(func() { Down(name) })
+	l, err := Up(context.Background(), name, c, Options{Nodes: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := exec.Command(self)
+	d.Env = append(os.Environ(), daemonEnv+"="+name)
+	d.Stderr = os.Stderr
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- d.Wait() }()
+	t.Cleanup(func() { d.Process.Kill() })
+	for i := 0; daemonPID(name) != d.Process.Pid; i++ {
+		if i == 100 {
+			t.Fatal("daemon wrote no pidfile within 5s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	to, _ := l.Cluster().Pods[web.Key()].IP(netip.Addr{})
+	if ok, err := l.Probe(context.Background(), cl.Key(), to, 80, model.TCP, time.Second); !ok || err != nil {
+		t.Errorf("Probe(x/b -> daemon-served x/a:80) = %v, %v; want true", ok, err)
+	}
+	l = nil // crash: no Down, no Close
+
+	if err := Down(name); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Error("daemon still running after Down")
+	}
+	assertGone(t, name)
+	if err := Down(name); err != nil {
+		t.Errorf("second Down = %v, want nil", err)
+	}
+}
