@@ -45,7 +45,7 @@ func NetNSPrefix(lab string) string { return Prefix + lab + "-" }
 // StateDir returns the directory holding the lab's state.json and daemon.pid.
 func StateDir(lab string) string { return filepath.Join(RunDir, lab) }
 
-func statePath(lab string) string  { return filepath.Join(StateDir(lab), "state.json") }
+func statePath(lab string) string   { return filepath.Join(StateDir(lab), "state.json") }
 func pidfilePath(lab string) string { return filepath.Join(StateDir(lab), "daemon.pid") }
 
 // state is what state.json holds: enough for another process to find every
