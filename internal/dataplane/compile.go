@@ -348,18 +348,21 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 	}
 	for fi, fam := range families {
+		var peer *AddrMatch // nil for egress named ports alone: see below
 		if !hasSelectors && len(ranges[fi]) == 0 {
 			// Only ipBlocks, none of this family: nothing can match, and
 			// no pod coming or going can change that.
 			continue
 		}
-		name := ruleSetName(ref, "peers", fam)
-		s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: comment}
-		for _, rg := range ranges[fi] {
-			s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
+		if r.AllPorts || len(r.Ports) > 0 || dir == model.Ingress {
+			name := ruleSetName(ref, "peers", fam)
+			s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: comment}
+			for _, rg := range ranges[fi] {
+				s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
+			}
+			c.sets[name] = s
+			peer = &AddrMatch{Field: peerField, Set: name}
 		}
-		c.sets[name] = s
-		peer := &AddrMatch{Field: peerField, Set: name}
 		if r.AllPorts {
 			add(Rule{Family: fam, Addr: peer})
 			continue

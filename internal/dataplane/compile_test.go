@@ -1,0 +1,267 @@
+package dataplane
+
+import (
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.nft from the compiler's output")
+
+// standardCluster is the standard cluster of
+// ../../shared/conformance/FORMAT.md, dual-stack, every pod on node-1.
+func standardCluster() *model.Cluster {
+	c := model.NewCluster()
+	c.Nodes["node-1"] = &model.Node{Name: "node-1", IPs: []netip.Addr{
+		netip.MustParseAddr("10.10.0.1"), netip.MustParseAddr("fd00:10:10::1"),
+	}}
+	var ports []model.ContainerPort
+	for _, port := range []uint16{80, 81} {
+		for _, proto := range model.Protocols {
+			ports = append(ports, model.ContainerPort{
+				Name: fmt.Sprintf("serve-%d-%s", port, strings.ToLower(proto.String())), Port: port, Protocol: proto,
+			})
+		}
+	}
+	for i, ns := range []string{"x", "y", "z"} {
+		n := c.EnsureNamespace(ns)
+		model.SetNamespaceLabels(n, map[string]string{"ns": ns})
+		for j, name := range []string{"a", "b", "c"} {
+			p := &model.Pod{
+				Namespace: ns, Name: name, Node: "node-1",
+				Labels: map[string]string{"pod": name},
+				IPs: []netip.Addr{
+					netip.AddrFrom4([4]byte{10, 10, byte(i + 1), byte(j + 1)}),
+					netip.MustParseAddr(fmt.Sprintf("fd00:10:10:%d::%d", i+1, j+1)),
+				},
+				Ports: ports,
+			}
+			c.Pods[p.Key()] = p
+		}
+	}
+	return c
+}
+
+func sel(kv ...string) *model.Selector {
+	s := &model.Selector{MatchLabels: map[string]string{}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		s.MatchLabels[kv[i]] = kv[i+1]
+	}
+	return s
+}
+
+func prefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// goldenCases are the clusters whose rulesets are checked in as
+// testdata/NAME.nft, and applied to the kernel by the kernel tests.
+func goldenCases() []struct {
+	name    string
+	cluster func() *model.Cluster
+	opts    Options
+} {
+	return []struct {
+		name    string
+		cluster func() *model.Cluster
+		opts    Options
+	}{
+		{"seed-frontend-access", seedCluster, Options{}},
+		{"seed-default-deny-all", func() *model.Cluster {
+			c := seedCluster()
+			addPolicy(c, defaultDenyAll("default"))
+			return c
+		}, Options{LogDrops: true, LogGroup: 7}},
+		// ingress-on-one-named-port and egress-on-one-named-port together.
+		{"named-ports", func() *model.Cluster {
+			c := standardCluster()
+			addPolicy(c, &model.Policy{
+				Namespace: "x", Name: "allow-all", Ingress: true,
+				IngressRules: []model.Rule{{Ports: []model.Port{{Protocol: model.TCP, Name: "serve-81-tcp"}}}},
+			})
+			addPolicy(c, &model.Policy{
+				Namespace: "y", Name: "allow-egress", Egress: true,
+				PodSelector: *sel("pod", "a"),
+				EgressRules: []model.Rule{{Ports: []model.Port{{Protocol: model.TCP, Name: "serve-80-tcp"}}}},
+			})
+			// A named port on selector peers: resolved on the peers.
+			addPolicy(c, &model.Policy{
+				Namespace: "z", Name: "egress-named-to-x", Egress: true,
+				PodSelector: *sel("pod", "b"),
+				EgressRules: []model.Rule{{
+					Peers: []model.Peer{{NamespaceSelector: sel("ns", "x")}},
+					Ports: []model.Port{{Protocol: model.UDP, Name: "serve-81-udp"}},
+				}},
+			})
+			return c
+		}, Options{}},
+		// endport-ingress-port-range and cidr-and-except-overlap, with an
+		// IPv6 block beside the IPv4 one.
+		{"endport-and-ipblock", func() *model.Cluster {
+			c := standardCluster()
+			addPolicy(c, &model.Policy{
+				Namespace: "x", Name: "allow-tcp-81-to-1000", Ingress: true,
+				IngressRules: []model.Rule{{Ports: []model.Port{{Protocol: model.TCP, Port: 81, EndPort: 1000}}}},
+			})
+			addPolicy(c, &model.Policy{
+				Namespace: "x", Name: "allow-client-a-via-cidr-egress-rule", Egress: true,
+				PodSelector: *sel("pod", "a"),
+				EgressRules: []model.Rule{{Peers: []model.Peer{
+					{IPBlock: &model.IPBlock{CIDR: prefix("0.0.0.0/4"), Except: []netip.Prefix{prefix("10.10.1.2/32")}}},
+					{IPBlock: &model.IPBlock{CIDR: prefix("fd00:10:10::/48"), Except: []netip.Prefix{prefix("fd00:10:10:1::/64")}}},
+				}}},
+			})
+			addPolicy(c, &model.Policy{
+				Namespace: "y", Name: "ipv6-only-block", Ingress: true,
+				IngressRules: []model.Rule{{
+					Peers: []model.Peer{{IPBlock: &model.IPBlock{CIDR: prefix("::/0"), Except: []netip.Prefix{prefix("fd00:10:10:3::/64")}}}},
+					Ports: []model.Port{{Protocol: model.UDP, Port: 80}, {Protocol: model.SCTP}},
+				}},
+			})
+			return c
+		}, Options{}},
+		// podselector-and-nsselector, and stacked policies sharing chains.
+		{"selectors-and-stacking", func() *model.Cluster {
+			c := standardCluster()
+			addPolicy(c, &model.Policy{
+				Namespace: "x", Name: "allow-ns-y-podselector-and-nsselector", Ingress: true,
+				PodSelector: *sel("pod", "a"),
+				IngressRules: []model.Rule{{Peers: []model.Peer{{
+					NamespaceSelector: &model.Selector{Exprs: []model.Requirement{
+						{Key: model.NamespaceNameLabel, Operator: model.OpNotIn, Values: []string{"x"}},
+					}},
+					PodSelector: sel("pod", "b"),
+				}}}},
+			})
+			addPolicy(c, defaultDenyAll("x"))
+			addPolicy(c, &model.Policy{
+				Namespace: "x", Name: "allow-dns", Egress: true,
+				EgressRules: []model.Rule{{
+					Peers: []model.Peer{{NamespaceSelector: &model.Selector{}, PodSelector: sel("pod", "c")}},
+					Ports: []model.Port{{Protocol: model.UDP, Port: 53}, {Protocol: model.TCP, Port: 53}},
+				}},
+			})
+			return c
+		}, Options{}},
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts).String()
+			path := filepath.Join("testdata", tc.name+".nft")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("Compile(%s) differs from %s (-want +got):\n%s", tc.name, path, diff)
+			}
+		})
+	}
+}
+
+// TestCompileDeterministic compiles the same state twice, from engines
+// built in different orders.
+func TestCompileDeterministic(t *testing.T) {
+	for _, tc := range goldenCases() {
+		a := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts).String()
+		for i := 0; i < 5; i++ {
+			if b := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts).String(); a != b {
+				t.Fatalf("%s: Compile is not deterministic:\n%s", tc.name, cmp.Diff(a, b))
+			}
+		}
+	}
+}
+
+// TestOtherNodeHasNoPolicyChains: pods of another node are not in the
+// maps, and policies that isolate none of this node's pods add nothing.
+func TestOtherNodeHasNoPolicyChains(t *testing.T) {
+	rs := Compile(seedEngine(), "node-2", Options{})
+	if len(rs.Chains) != 2 {
+		t.Errorf("Compile(node-2) has %d chains, want only the 2 base chains", len(rs.Chains))
+	}
+	for _, s := range rs.Sets {
+		if len(s.Elems) > 0 {
+			t.Errorf("Compile(node-2): set %s has elements %v, want none", s.Name, s.Elems)
+		}
+	}
+}
+
+// TestChainsSharedByPolicySet: pods isolated by the same policies share a
+// chain, so the chain count follows the policy sets, not the pods.
+func TestChainsSharedByPolicySet(t *testing.T) {
+	c := standardCluster()
+	addPolicy(c, defaultDenyAll("x"))
+	addPolicy(c, defaultDenyAll("y"))
+	rs := Compile(engine.FromCluster(c), "node-1", Options{})
+	var names []string
+	for _, ch := range rs.Chains[2:] {
+		names = append(names, ch.Name)
+	}
+	// x and y: one ingress and one egress chain each.
+	if len(names) != 4 {
+		t.Fatalf("chains = %v, want 4", names)
+	}
+	if got := len(rs.Set("ingress4").Elems); got != 6 {
+		t.Errorf("ingress4 has %d elements, want 6", got)
+	}
+}
+
+func TestNamesBounded(t *testing.T) {
+	long := strings.Repeat("n", 63)
+	pol := strings.Repeat("p", 253)
+	c := standardCluster()
+	c.EnsureNamespace(long)
+	p := &model.Pod{Namespace: long, Name: "a", Node: "node-1", IPs: []netip.Addr{netip.MustParseAddr("10.99.0.1")}}
+	c.Pods[p.Key()] = p
+	addPolicy(c, &model.Policy{Namespace: long, Name: pol, Ingress: true, IngressRules: []model.Rule{{Peers: []model.Peer{{PodSelector: &model.Selector{}}}}}})
+	addPolicy(c, &model.Policy{Namespace: long, Name: pol + "x", Ingress: true, IngressRules: []model.Rule{{Peers: []model.Peer{{PodSelector: &model.Selector{}}}}}})
+	rs := Compile(engine.FromCluster(c), "node-1", Options{LogDrops: true})
+	seen := map[string]bool{}
+	for _, s := range rs.Sets {
+		if len(s.Name) > maxSetName || seen[s.Name] {
+			t.Errorf("set name %q: too long or duplicate", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	for _, ch := range rs.Chains {
+		if len(ch.Name) > maxChainName || seen[ch.Name] {
+			t.Errorf("chain name %q: too long or duplicate", ch.Name)
+		}
+		seen[ch.Name] = true
+		for _, r := range ch.Rules {
+			if r.Log != nil && len(r.Log.Prefix) > maxLogPrefix {
+				t.Errorf("log prefix %q too long", r.Log.Prefix)
+			}
+		}
+	}
+}
+
+func TestRangeString(t *testing.T) {
+	for _, tc := range []struct{ from, to, want string }{
+		{"10.0.0.1", "10.0.0.1", "10.0.0.1"},
+		{"10.0.0.0", "10.0.0.255", "10.0.0.0/24"},
+		{"10.0.0.1", "10.0.0.9", "10.0.0.1-10.0.0.9"},
+		{"0.0.0.0", "255.255.255.255", "0.0.0.0/0"},
+		{"::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "::/0"},
+		{"fd00::", "fd00::1", "fd00::/127"},
+	} {
+		if got := rangeString(netip.MustParseAddr(tc.from), netip.MustParseAddr(tc.to)); got != tc.want {
+			t.Errorf("rangeString(%s, %s) = %s, want %s", tc.from, tc.to, got, tc.want)
+		}
+	}
+}
