@@ -1,0 +1,76 @@
+package apiconv
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// FuzzPolicy feeds arbitrary NetworkPolicy JSON to Policy: it must not
+// panic, must return exactly one of a policy or an *Error, and a policy it
+// accepts must satisfy the model's invariants.
+func FuzzPolicy(f *testing.F) {
+	for _, s := range []string{
+		`{"metadata":{"name":"a"},"spec":{}}`,
+		`{"metadata":{"name":"a","namespace":"x"},"spec":{"podSelector":{"matchExpressions":[{"key":"a","operator":"In","values":["b"]}]},"policyTypes":["Ingress","Egress"]}}`,
+		`{"metadata":{"name":"a"},"spec":{"ingress":[{"from":[{"ipBlock":{"cidr":"10.0.0.0/8","except":["10.1.0.0/16"]}}],"ports":[{"port":80,"endPort":90},{"port":"http","protocol":"UDP"}]}]}}`,
+		`{"metadata":{"name":"a"},"spec":{"egress":[{"to":[{"namespaceSelector":{},"podSelector":{"matchLabels":{"a":"b"}}},{}],"ports":[{"protocol":"SCTP"}]}]}}`,
+		`{"metadata":{"name":"a"},"spec":{"egress":[{"to":[{"ipBlock":{"cidr":"fd00::/8","except":["fd00::/8","::/0","x"]}}]}]}}`,
+		`{"metadata":{"name":""},"spec":{"policyTypes":["x","y","z"],"ingress":[{"ports":[{"port":0,"endPort":-1}]}]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var np networkingv1.NetworkPolicy
+		if json.Unmarshal(data, &np) != nil {
+			return
+		}
+		p, err := Policy(&np)
+		if err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) || len(ae.Errs) == 0 || p != nil {
+				t.Fatalf("Policy() = %v, %v (%T), want nil and an *Error", p, err, err)
+			}
+			return
+		}
+		if p == nil || p.Namespace == "" || p.Name == "" {
+			t.Fatalf("Policy() = %+v, want a named policy", p)
+		}
+		if !p.Ingress && !p.Egress {
+			t.Fatalf("Policy() has no effective policyTypes")
+		}
+		for _, rules := range [][]model.Rule{p.IngressRules, p.EgressRules} {
+			for _, r := range rules {
+				for _, port := range r.Ports {
+					if port.EndPort != 0 && (port.Name != "" || port.EndPort < port.Port) {
+						t.Fatalf("invalid port range accepted: %+v", port)
+					}
+				}
+				for _, peer := range r.Peers {
+					if peer.IPBlock == nil {
+						if peer.PodSelector == nil && peer.NamespaceSelector == nil {
+							t.Fatalf("empty peer accepted")
+						}
+						continue
+					}
+					if peer.PodSelector != nil || peer.NamespaceSelector != nil {
+						t.Fatalf("ipBlock with selector accepted")
+					}
+					c := peer.IPBlock.CIDR
+					if !c.IsValid() || c != c.Masked() {
+						t.Fatalf("CIDR %v not valid and masked", c)
+					}
+					for _, ex := range peer.IPBlock.Except {
+						if ex != ex.Masked() || ex.Bits() <= c.Bits() || !c.Contains(ex.Addr()) {
+							t.Fatalf("except %v not strictly inside %v", ex, c)
+						}
+					}
+				}
+			}
+		}
+	})
+}
