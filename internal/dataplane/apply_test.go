@@ -129,7 +129,7 @@ func TestApplyFailureKeepsPrevious(t *testing.T) {
 	before := nftList(t, ns)
 
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func(rs *Ruleset)
 	}{
 		{"jump to a missing chain", func(rs *Ruleset) {
