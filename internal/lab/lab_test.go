@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ const daemonEnv = "PALISADE_LAB_TEST_DAEMON"
 func TestMain(m *testing.M) {
 	MaybeNSExec()
 	if name := os.Getenv(daemonEnv); name != "" {
-		ctx, cancel := signalContext()
+		ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer cancel()
 		if err := Serve(ctx, name, nil); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -68,7 +70,8 @@ func testLab(t *testing.T, c *model.Cluster, nodes int) *Lab {
 
 // seedCluster is the seed walkthrough's cluster (three nginx pods that
 // declare no ports, two Services without ClusterIPs) plus an echo pod that
-// declares TCP, UDP and SCTP ports.
+// declares TCP, UDP and SCTP ports, and a Service "web" over frontend and
+// backend (label tier: web).
 func seedCluster() *model.Cluster {
 	c := model.NewCluster()
 	c.EnsureNamespace("default")
@@ -86,10 +89,14 @@ func seedCluster() *model.Cluster {
 		},
 	}
 	for _, app := range []string{"frontend", "backend"} {
+		c.Pods[key(app)].Labels["tier"] = "web"
 		s := &model.Service{Namespace: "default", Name: app + "-service", Selector: map[string]string{"app": app},
 			Ports: []model.ServicePort{{Protocol: model.TCP, Port: 80, TargetPort: 80}}}
 		c.Services[s.Key()] = s
 	}
+	web := &model.Service{Namespace: "default", Name: "web", Selector: map[string]string{"tier": "web"},
+		Ports: []model.ServicePort{{Name: "http", Protocol: model.TCP, Port: 8000, TargetPort: 80}}}
+	c.Services[web.Key()] = web
 	return c
 }
 
@@ -157,6 +164,25 @@ func TestSeedLab(t *testing.T) {
 		out, code = execOut(t, l, key("client-pod"), "curl", "-s", "--max-time", "3", "-6", "http://echo:81/")
 		if code != 0 || out != Body(key("echo")) {
 			t.Errorf("curl -6 echo:81 from client-pod = %q, exit %d; want %q", out, code, Body(key("echo")))
+		}
+	})
+
+	t.Run("service with several endpoints", func(t *testing.T) {
+		// Each connection picks one endpoint at random.
+		seen := map[string]int{}
+		for range 16 {
+			out, _ := execOut(t, l, key("client-pod"), "curl", "-s", "--max-time", "3", "web:8000")
+			seen[out]++
+		}
+		if len(seen) != 2 || seen[Body(key("frontend"))] == 0 || seen[Body(key("backend"))] == 0 {
+			t.Errorf("16 x curl web:8000 answered %v, want both frontend and backend", seen)
+		}
+	})
+
+	t.Run("hairpin", func(t *testing.T) {
+		out, code := execOut(t, l, key("frontend"), "curl", "-s", "--max-time", "3", "frontend-service")
+		if code != 0 || out != Body(key("frontend")) {
+			t.Errorf("curl frontend-service from frontend itself = %q, exit %d; want %q", out, code, Body(key("frontend")))
 		}
 	})
 
@@ -312,8 +338,12 @@ func TestSeedLab(t *testing.T) {
 		if after := l.Cluster().Pods[key("frontend")].IPs; !sameAddrs(before, after) {
 			t.Errorf("relabel changed frontend's IPs from %v to %v", before, after)
 		}
-		if _, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "1", "frontend-service"); code == 0 {
+		begin := time.Now()
+		if _, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service"); code == 0 {
 			t.Error("curl frontend-service succeeded with no endpoints")
+		}
+		if d := time.Since(begin); d > time.Second {
+			t.Errorf("curl of a service without endpoints took %v, want a quick reject", d)
 		}
 		fe.Labels = map[string]string{"app": "frontend"}
 		if err := l.AddPod(ctx, &fe); err != nil {
@@ -426,4 +456,72 @@ func TestDownAfterCrash(t *testing.T) {
 	if err := Down(name); err != nil {
 		t.Errorf("second Down = %v, want nil", err)
 	}
+}
+
+// TestStandardCluster builds conformance's standard cluster (FORMAT.md: nine
+// pods with fixed IPs serving 80 and 81 on TCP, UDP and SCTP) on one node,
+// and probes all 81 pairs at once, as the conformance runner does.
+func TestStandardCluster(t *testing.T) {
+	requireRoot(t)
+	c := model.NewCluster()
+	for i, ns := range []string{"x", "y", "z"} {
+		c.EnsureNamespace(ns).Labels["ns"] = ns
+		for j, name := range []string{"a", "b", "c"} {
+			p := &model.Pod{Namespace: ns, Name: name, Labels: map[string]string{"pod": name},
+				IPs: []netip.Addr{
+					netip.AddrFrom4([4]byte{10, 10, byte(i + 1), byte(j + 1)}),
+					netip.MustParseAddr(fmt.Sprintf("fd00:10:10:%d::%d", i+1, j+1)),
+				}}
+			for _, port := range []uint16{80, 81} {
+				for _, proto := range []model.Protocol{model.TCP, model.UDP, model.SCTP} {
+					p.Ports = append(p.Ports, model.ContainerPort{
+						Name: fmt.Sprintf("serve-%d-%s", port, strings.ToLower(proto.String())), Port: port, Protocol: proto})
+				}
+			}
+			c.Pods[p.Key()] = p
+		}
+	}
+	l := testLab(t, c, 1)
+	srv, err := l.StartServers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	if got := l.Cluster().Nodes["node1"].IPs[0]; got != netip.MustParseAddr("10.10.0.1") {
+		t.Errorf("node1's IPv4 = %s, want 10.10.0.1", got)
+	}
+
+	var reqs []ProbeReq
+	for _, from := range l.Pods() {
+		for _, to := range l.Pods() {
+			for _, port := range []uint16{80, 81} {
+				for _, proto := range []model.Protocol{model.TCP, model.UDP} {
+					ip, _ := c.Pods[to].IP(netip.Addr{})
+					reqs = append(reqs, ProbeReq{From: from, To: ip, Port: port, Proto: proto})
+				}
+			}
+		}
+	}
+	begin := time.Now()
+	for _, r := range l.ProbeAll(context.Background(), reqs, 2*time.Second, 0) {
+		if !r.OK || r.Err != nil {
+			t.Errorf("%s -> %s:%d/%s = %v, %v; want true", r.From, r.To, r.Port, r.Proto, r.OK, r.Err)
+		}
+	}
+	t.Logf("%d probes in %v", len(reqs), time.Since(begin))
+}
+
+// TestUpFailureCleansUp: a lab that cannot be built leaves nothing behind.
+func TestUpFailureCleansUp(t *testing.T) {
+	requireRoot(t)
+	c := model.NewCluster()
+	same := []netip.Addr{netip.MustParseAddr("10.20.0.5")}
+	c.Pods[key("a")] = &model.Pod{Namespace: "default", Name: "a", IPs: same}
+	c.Pods[key("b")] = &model.Pod{Namespace: "default", Name: "b", IPs: same}
+	name := fmt.Sprintf("t%x", rand.Uint32())
+	t.Cleanup(func() { Down(name) })
+	if _, err := Up(context.Background(), name, c, Options{Nodes: 2}); err == nil || !strings.Contains(err.Error(), "already pod default/a's") {
+		t.Fatalf("Up with two pods on one IP = %v, want an error naming the pods", err)
+	}
+	assertGone(t, name)
 }

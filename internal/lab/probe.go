@@ -17,7 +17,7 @@ import (
 var ErrSCTPUnsupported = errors.New("lab: SCTP probes are not supported")
 
 // Probe tries one connection from a pod to addr:port and reports whether it
-// got through within timeout: for TCP, the handshake completed; for UDP, a
+// got through within timeout (1 s when timeout <= 0): for TCP, the handshake completed; for UDP, a
 // datagram sent got an answer (sent up to three times within timeout).
 // Refused, unreachable and timed-out attempts are (false, nil); err is for
 // probes that could not be made (unknown pod, SCTP, ctx ended). The socket
@@ -30,6 +30,9 @@ func (l *Lab) Probe(ctx context.Context, from model.Key, to netip.Addr, port uin
 	}
 	if proto == model.SCTP {
 		return false, ErrSCTPUnsupported
+	}
+	if timeout <= 0 {
+		timeout = time.Second
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -113,11 +113,17 @@ func serviceRules(c *model.Cluster) []svcRule {
 func (l *Lab) syncServices() error {
 	rules := serviceRules(l.st.Cluster.cluster())
 	for _, node := range l.Nodes() {
+		var veths []string
+		for _, k := range l.PodsOnNode(node) {
+			if v := l.st.Pods[k.String()].Veth; v != "" {
+				veths = append(veths, v)
+			}
+		}
 		h, err := l.openNode(node)
 		if err != nil {
 			return err
 		}
-		err = programServices(h.Fd(), rules)
+		err = programServices(h.Fd(), rules, veths, nodeIPs(nodeIndex(node)))
 		h.Close()
 		if err != nil {
 			return fmt.Errorf("lab %s: %s: table %s: %w", l.st.Name, node, ServicesTable, err)
@@ -135,15 +141,27 @@ func (l *Lab) syncServices() error {
 //	  chain output     { type nat hook output priority dstnat; jump services }
 //	  chain services {
 //	    meta nfproto ipv4 ip daddr 10.96.0.10 meta l4proto tcp th dport 80 dnat ip to 10.244.2.2:80
-//	    ... numgen random mod 2 vmap { 0 : goto svc3-ep0, 1 : goto svc3-ep1 }   (several endpoints)
+//	    ... tcp dport 80 goto svc3   (several endpoints)
 //	  }
-//	  chain svc3-ep0 { dnat ip to ... }
+//	  chain svc3 {
+//	    numgen random mod 2 0 dnat ip to 10.244.1.2:80
+//	    dnat ip to 10.244.2.2:80
+//	  }
 //	  chain no-endpoints {
 //	    type filter hook prerouting priority dstnat - 10   (and a twin on output)
 //	    meta nfproto ipv4 ip daddr 10.96.0.11 meta l4proto tcp th dport 80 reject with tcp reset
 //	  }
+//	  chain postrouting {
+//	    type nat hook postrouting priority srcnat
+//	    iifname "palXXX" oifname "palXXX" meta nfproto ipv4 snat ip to 10.10.0.1   (per local pod and family)
+//	  }
 //	}
-func programServices(nsFd int, rules []svcRule) error {
+//
+// The postrouting rules make hairpin work: a pod reaching itself through a
+// Service leaves and re-enters by the same veth; without SNAT (to the node's
+// address, as kube-proxy's masquerade does) it would drop its own address as
+// a martian source. Nothing else enters and leaves by the same veth.
+func programServices(nsFd int, rules []svcRule, veths []string, nodeIPs []netip.Addr) error {
 	c, err := nftables.New(nftables.WithNetNSFd(nsFd))
 	if err != nil {
 		return err
@@ -190,30 +208,59 @@ func programServices(nsFd int, rules []svcRule) error {
 				UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
 			continue
 		}
-		vmap := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
-			KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
-		var elems []nftables.SetElement
-		for j, ep := range r.endpoints {
-			name := fmt.Sprintf("svc%d-ep%d", i, j)
-			ch := c.AddChain(&nftables.Chain{Name: name, Table: t})
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: dnat(ep),
-				UserData: userdata.AppendString(nil, userdata.TypeComment, fmt.Sprintf("%s endpoint %s", comment, ep.ip))})
-			elems = append(elems, nftables.SetElement{
-				Key:         binaryutil.NativeEndian.PutUint32(uint32(j)),
-				VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: name},
-			})
-		}
-		if err := c.AddSet(vmap, elems); err != nil {
-			return err
-		}
-		exprs := append(match,
-			&expr.Numgen{Register: 1, Modulus: uint32(len(r.endpoints)), Type: unix.NFT_NG_RANDOM},
-			&expr.Lookup{SourceRegister: 1, SetName: vmap.Name, SetID: vmap.ID, DestRegister: 0, IsDestRegSet: true},
-		)
-		c.AddRule(&nftables.Rule{Table: t, Chain: svc, Exprs: exprs,
+		// Several endpoints: a chain per service port that picks one
+		// uniformly, as iptables kube-proxy's statistic cascade does: the
+		// j-th rule takes 1/(n-j) of what reaches it; the last takes the
+		// rest. (A numgen vmap would be one rule, but the library marks an
+		// anonymous map's keys big-endian, so numgen's host-endian keys
+		// would list as 16777216 and so on.)
+		name := fmt.Sprintf("svc%d", i)
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: t})
+		c.AddRule(&nftables.Rule{Table: t, Chain: svc, Exprs: append(match, &expr.Verdict{Kind: expr.VerdictGoto, Chain: name}),
 			UserData: userdata.AppendString(nil, userdata.TypeComment, comment)})
+		n := len(r.endpoints)
+		for j, ep := range r.endpoints {
+			var pick []expr.Any
+			if j < n-1 {
+				pick = []expr.Any{
+					&expr.Numgen{Register: 1, Modulus: uint32(n - j), Type: unix.NFT_NG_RANDOM},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0, 0, 0, 0}},
+				}
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(pick, dnat(ep)...),
+				UserData: userdata.AppendString(nil, userdata.TypeComment, fmt.Sprintf("%s endpoint %d of %d", comment, j+1, n))})
+		}
+	}
+	post := c.AddChain(&nftables.Chain{
+		Name: "postrouting", Table: t, Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
+	})
+	for _, v := range veths {
+		for _, ip := range nodeIPs {
+			nfproto, fam := byte(unix.NFPROTO_IPV4), uint32(unix.NFPROTO_IPV4)
+			if ip.Is6() {
+				nfproto, fam = unix.NFPROTO_IPV6, unix.NFPROTO_IPV6
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(v)},
+				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(v)},
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+				&expr.Immediate{Register: 1, Data: ip.AsSlice()},
+				&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: 1},
+			}, UserData: userdata.AppendString(nil, userdata.TypeComment, "hairpin via a Service")})
+		}
 	}
 	return c.Flush()
+}
+
+// ifname pads an interface name as the kernel stores it (IFNAMSIZ bytes).
+func ifname(n string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, n)
+	return b
 }
 
 // matchService matches packets to a service port: meta nfproto, then the
