@@ -105,7 +105,7 @@ func TestServiceRules(t *testing.T) {
 	k := s.Key()
 	want := []svcRule{
 		{k, ip("10.96.0.10"), model.TCP, 80, []dnatTarget{{ip("10.0.0.1"), 8080}}}, // b has no port "http"
-		{k, ip("fd00:10:96::a"), model.TCP, 80, nil},                              // a has no IPv6: reject
+		{k, ip("fd00:10:96::a"), model.TCP, 80, nil},                               // a has no IPv6: reject
 		{k, ip("10.96.0.10"), model.UDP, 53, []dnatTarget{{ip("10.0.0.1"), 5353}, {ip("10.0.0.2"), 5353}}},
 		{k, ip("fd00:10:96::a"), model.UDP, 53, []dnatTarget{{ip("fd00::2"), 5353}}},
 	}
