@@ -136,7 +136,7 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 	for ks, place := range l.st.Pods {
 		old := cur.Pods[mustKey(ks)]
 		if want := c.Pods[mustKey(ks)]; want == nil || l.mustRebuild(old, place, want) {
-			if err := l.deletePodNet(old, place); err != nil {
+			if err := l.deletePodNet(mustKey(ks), old, place); err != nil {
 				errs = append(errs, err)
 			}
 			delete(l.st.Pods, ks)
@@ -177,6 +177,7 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 			l.saveQuietly()
 			return fmt.Errorf("pod %s: %w", k, err)
 		}
+		place.Ready = true
 		l.log.Debug("pod created", "pod", k, "node", place.Node, "netns", place.NetNS, "ips", p.IPs)
 	}
 
@@ -231,9 +232,9 @@ func (l *Lab) saveQuietly() {
 }
 
 // mustRebuild reports whether a pod's network must be rebuilt to become
-// want: it changes host networking, explicit node or IPs.
+// want: it is half-built, or changes host networking, explicit node or IPs.
 func (l *Lab) mustRebuild(old *model.Pod, place *podPlace, want *model.Pod) bool {
-	if old == nil || old.HostNetwork != want.HostNetwork {
+	if old == nil || !place.Ready || old.HostNetwork != want.HostNetwork {
 		return true
 	}
 	if i := nodeIndex(want.Node); i >= 1 && i <= l.st.Nodes && want.Node != place.Node {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -423,34 +422,43 @@ func TestDownAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := exec.Command(self)
-	d.Env = append(os.Environ(), daemonEnv+"="+name)
-	d.Stderr = os.Stderr
-	if err := d.Start(); err != nil {
+	t.Setenv(daemonEnv, name)
+	pid, err := StartDaemon(name, []string{self})
+	if err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- d.Wait() }()
-	t.Cleanup(func() { d.Process.Kill() })
-	for i := 0; daemonPID(name) != d.Process.Pid; i++ {
-		if i == 100 {
-			t.Fatal("daemon wrote no pidfile within 5s")
-		}
-		time.Sleep(50 * time.Millisecond)
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if again, err := StartDaemon(name, []string{self}); again != pid || err != nil {
+		t.Errorf("StartDaemon again = %d, %v; want the running %d", again, err, pid)
 	}
 	to, _ := l.Cluster().Pods[web.Key()].IP(netip.Addr{})
 	if ok, err := l.Probe(context.Background(), cl.Key(), to, 80, model.TCP, time.Second); !ok || err != nil {
 		t.Errorf("Probe(x/b -> daemon-served x/a:80) = %v, %v; want true", ok, err)
+	}
+	// The daemon follows changes made by another process (here, this one).
+	late := &model.Pod{Namespace: "x", Name: "c", Ports: []model.ContainerPort{{Port: 9000, Protocol: model.UDP}}}
+	if err := l.AddPod(context.Background(), late); err != nil {
+		t.Fatal(err)
+	}
+	lateIP, _ := l.Cluster().Pods[late.Key()].IP(netip.Addr{})
+	for i := 0; ; i++ {
+		ok, err := l.Probe(context.Background(), cl.Key(), lateIP, 9000, model.UDP, 200*time.Millisecond)
+		if ok {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("daemon does not serve a pod added later: Probe = %v, %v", ok, err)
+		}
 	}
 	l = nil // crash: no Down, no Close
 
 	if err := Down(name); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-waited:
-	case <-time.After(5 * time.Second):
-		t.Error("daemon still running after Down")
+	if err := syscall.Kill(pid, 0); err == nil {
+		if st, err := procStart(pid); err == nil {
+			t.Errorf("daemon %d still running after Down (start time %s)", pid, st)
+		}
 	}
 	assertGone(t, name)
 	if err := Down(name); err != nil {

@@ -78,6 +78,7 @@ type Servers struct {
 
 type podServers struct {
 	netns   string
+	id      nsID // which namespace: a rebuilt pod reuses the path
 	ports   []model.ContainerPort
 	closers []io.Closer
 	wg      sync.WaitGroup
@@ -102,7 +103,8 @@ func (s *Servers) Sync(l *Lab) error {
 	}
 	for k, ps := range s.pods {
 		p := want[k]
-		if p == nil || !slices.Equal(ps.ports, ServedPorts(p)) || ps.netns != l.netnsPathOf(k) {
+		path := l.netnsPathOf(k)
+		if p == nil || !slices.Equal(ps.ports, ServedPorts(p)) || ps.netns != path || ps.id != namespaceID(path) {
 			ps.close()
 			delete(s.pods, k)
 		}
@@ -129,6 +131,19 @@ func (l *Lab) netnsPathOf(k model.Key) string {
 	return ""
 }
 
+// nsID identifies a namespace: the device and inode of its nsfs file.
+type nsID struct{ dev, ino uint64 }
+
+// namespaceID returns the identity of the namespace bound at path (zero if
+// there is none).
+func namespaceID(path string) nsID {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return nsID{}
+	}
+	return nsID{st.Dev, st.Ino}
+}
+
 // Close stops every server and waits for them.
 func (s *Servers) Close() error {
 	s.mu.Lock()
@@ -150,7 +165,7 @@ func (ps *podServers) close() {
 // start opens a pod's sockets inside its namespace, then serves them from
 // ordinary goroutines (a socket stays in the namespace it was made in).
 func (s *Servers) start(k model.Key, nsPath string, ports []model.ContainerPort) (*podServers, error) {
-	ps := &podServers{netns: nsPath, ports: ports}
+	ps := &podServers{netns: nsPath, id: namespaceID(nsPath), ports: ports}
 	var tcp []net.Listener
 	var udp []net.PacketConn
 	var errs []error

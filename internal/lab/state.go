@@ -73,6 +73,9 @@ type podPlace struct {
 	Veth string `json:"veth,omitempty"`
 	// AllocatedIPs is set when the lab chose the pod's IPs.
 	AllocatedIPs bool `json:"allocatedIPs,omitempty"`
+	// Ready is set once the pod's network is complete; a pod left half-built
+	// (an error, a crash) is rebuilt by the next Update.
+	Ready bool `json:"ready"`
 }
 
 // snapshot is a model.Cluster in a JSON-friendly shape (model.Key map keys

@@ -299,23 +299,26 @@ func (l *Lab) remoteRoutes(p *model.Pod, place *podPlace, add bool) error {
 
 // deletePodNet undoes createPodNet: the veth pair (which may outlive the
 // namespace's bind mount while a server socket holds the namespace), the
-// remote routes, the namespace and its /etc/netns directory.
-func (l *Lab) deletePodNet(p *model.Pod, place *podPlace) error {
-	if p == nil || p.HostNetwork {
-		return nil
+// remote routes (when the pod's IPs are known), the namespace and its
+// /etc/netns directory. Parts already gone are skipped.
+func (l *Lab) deletePodNet(k model.Key, p *model.Pod, place *podPlace) error {
+	if place.Veth == "" {
+		return nil // host network: nothing of its own
 	}
 	var errs []error
 	if nh, err := l.openNode(place.Node); err == nil {
 		if link, err := nh.LinkByName(place.Veth); err == nil {
 			if err := nh.LinkDel(link); err != nil {
-				errs = append(errs, fmt.Errorf("pod %s: delete veth %s: %w", p.Key(), place.Veth, err))
+				errs = append(errs, fmt.Errorf("pod %s: delete veth %s: %w", k, place.Veth, err))
 			}
 		}
 		nh.Close()
 	} else {
 		errs = append(errs, err)
 	}
-	errs = append(errs, l.remoteRoutes(p, place, false))
+	if p != nil {
+		errs = append(errs, l.remoteRoutes(p, place, false))
+	}
 	errs = append(errs, netns.Delete(place.NetNS))
 	if err := os.RemoveAll(etcDir(place.NetNS)); err != nil {
 		errs = append(errs, err)
