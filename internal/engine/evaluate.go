@@ -124,21 +124,23 @@ func (e *Engine) decide(c Conn, dir model.Direction, explain bool) Decision {
 		d.Allowed = true
 		return d
 	}
-	d.Isolating = make([]model.Key, len(pols))
-	for i, p := range pols {
-		d.Isolating[i] = p.Key
+	if explain {
+		// Only Explain shows the decision: Allowed must not allocate.
+		d.Isolating = make([]model.Key, len(pols))
+		for i, p := range pols {
+			d.Isolating[i] = p.Key
+		}
 	}
 	for _, p := range pols {
 		for _, r := range p.Rules[dir] {
 			reason := e.match(r, c, self, peer, dir, explain)
 			if reason == "" {
 				d.Allowed = true
-				ref := r.Ref
-				d.By = &ref
-				if !explain {
-					return d
+				if explain {
+					ref := r.Ref
+					d.By = &ref
+					d.Misses = nil
 				}
-				d.Misses = nil
 				return d
 			}
 			if explain {
