@@ -68,9 +68,12 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Describe renders a kind and key as "Kind namespace/name", or "Kind name"
-// when the key has no namespace.
+// Describe renders a kind and key as "Kind namespace/name", "Kind name"
+// when the key has no namespace, or "Kind" when it has no name either.
 func Describe(kind string, key model.Key) string {
+	if key.Name == "" && key.Namespace == "" {
+		return kind
+	}
 	if key.Namespace == "" {
 		return kind + " " + key.Name
 	}

@@ -1,0 +1,77 @@
+package manifest
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzRead feeds arbitrary bytes to Read (as stdin) and DecodeObject: no
+// input may panic, Read returns objects or an error but never both, every
+// error is an *Error, and accepted objects build a cluster without panics.
+func FuzzRead(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	more, _ := filepath.Glob("testdata/dir/*")
+	for _, name := range append(files, more...) {
+		if data, err := os.ReadFile(name); err == nil {
+			f.Add(data)
+		}
+	}
+	for _, s := range []string{
+		"",
+		"---\n---\n",
+		"{}",
+		"null",
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"}}{"kind":"x"}`,
+		"a: &a [*a]\n",
+		"a: &a {b: 1}\nb: {<<: *a, c: 2}\n",
+		"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: List\n  items: [{apiVersion: v1, kind: PodList, items: [{metadata: {name: p}}]}]\n",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {a: !!binary aGVsbG8=}}\nspec: {containers: [{ports: [{containerPort: 0x50}]}]}\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 1e3}], clusterIP: .nan}\n",
+		"apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {addresses: [{type: InternalIP, address: 99999999999999999999999}]}\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objs, err := Read([]string{"-"}, bytes.NewReader(data), io.Discard)
+		if err != nil {
+			if objs != nil {
+				t.Fatalf("Read() returned %d objects and an error", len(objs))
+			}
+			checkErrors(t, err)
+		} else {
+			for _, o := range objs {
+				if o.API == nil || o.Model == nil || o.Kind == "" || o.Key.Name == "" {
+					t.Fatalf("Read() returned an incomplete object %+v", o)
+				}
+			}
+			if _, err := Cluster(objs); err != nil {
+				checkErrors(t, err)
+			}
+		}
+		if _, err := DecodeObject(data, "fuzz"); err != nil {
+			checkErrors(t, err)
+		}
+	})
+}
+
+// checkErrors fails unless every joined error is an *Error.
+func checkErrors(t *testing.T, err error) {
+	t.Helper()
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var me *Error
+		if !errors.As(e, &me) {
+			t.Fatalf("error %q (%T) is not a *manifest.Error", e, e)
+		}
+	}
+}
