@@ -420,7 +420,7 @@ func strictUnmarshal(data []byte, v any) error {
 // it to the model.
 func decode(h header, info kindInfo, data []byte) (Object, error) {
 	var (
-		api  interface {
+		api interface {
 			runtime.Object
 			metav1.Object
 		}
