@@ -329,7 +329,7 @@ func allocate(cidr netip.Prefix, offset int, used map[netip.Addr]model.Key) (net
 // AddPod creates a pod, or replaces the pod of the same key: labels and
 // ports change in place; a new node or new IPs rebuild its network.
 func (l *Lab) AddPod(ctx context.Context, p *model.Pod) error {
-	c := l.desired()
+	c := l.Cluster() // effective values, which Update keeps
 	c.Pods[p.Key()] = p
 	return l.Update(ctx, c)
 }
@@ -337,28 +337,24 @@ func (l *Lab) AddPod(ctx context.Context, p *model.Pod) error {
 // RemovePod removes a pod and its network. A pod that is not in the lab is
 // not an error.
 func (l *Lab) RemovePod(ctx context.Context, k model.Key) error {
-	c := l.desired()
+	c := l.Cluster() // effective values, which Update keeps
 	delete(c.Pods, k)
 	return l.Update(ctx, c)
 }
 
 // ApplyService creates or replaces a Service.
 func (l *Lab) ApplyService(ctx context.Context, s *model.Service) error {
-	c := l.desired()
+	c := l.Cluster() // effective values, which Update keeps
 	c.Services[s.Key()] = s
 	return l.Update(ctx, c)
 }
 
 // RemoveService removes a Service and its DNAT.
 func (l *Lab) RemoveService(ctx context.Context, k model.Key) error {
-	c := l.desired()
+	c := l.Cluster() // effective values, which Update keeps
 	delete(c.Services, k)
 	return l.Update(ctx, c)
 }
-
-// desired returns the lab's cluster as Update input: effective values, which
-// Update keeps as they are.
-func (l *Lab) desired() *model.Cluster { return l.st.Cluster.cluster() }
 
 // Cluster returns the lab's cluster with what the lab decided filled in:
 // each pod's node and IPs, each Service's ClusterIPs, the nodes with their
