@@ -1,0 +1,149 @@
+// Package cli is the palisade command line: one file per verb, flags to
+// options, output formats. Only Main decides the exit code; every verb
+// returns an error, and program output goes to Out while warnings and
+// progress go to Err.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Streams are the standard streams a command uses.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// exitError carries an exit code other than 0 and 1, or a verdict's 1
+// without a message.
+type exitError struct {
+	code int
+	err  error // nil: the command already said everything
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// badInput marks errors in what the user gave: exit code 2.
+func badInput(err error) error { return &exitError{code: 2, err: err} }
+
+// badInputf formats a bad-input error.
+func badInputf(format string, args ...any) error { return badInput(fmt.Errorf(format, args...)) }
+
+// silentExit ends with code and no further message.
+func silentExit(code int) error { return &exitError{code: code} }
+
+type command struct {
+	name, summary string
+	run           func(s Streams, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"check", "predict whether one connection is allowed, and why", runCheck},
+		{"explain", "say, for each pod, who may reach it and where it may connect", runExplain},
+		{"matrix", "print the truth table of every pod pair", runMatrix},
+		{"conformance", "run conformance scenarios (conformance run …)", runConformance},
+	}
+}
+
+// Main runs the command line and returns the process exit code: 0 success
+// (or allow), 1 failure (or deny), 2 bad input or usage.
+func Main(args []string, s Streams) int {
+	err := Run(args, s)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(s.Err, "error: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(s.Err, "error: %v\n", err)
+	return 1
+}
+
+// Run dispatches to a verb.
+func Run(args []string, s Streams) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(s.Out)
+		if len(args) == 0 {
+			return silentExit(2)
+		}
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(s, args[1:])
+		}
+	}
+	usage(s.Err)
+	return badInputf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "palisade: Kubernetes NetworkPolicy, enforced in the kernel and explained.")
+	fmt.Fprintln(w, "\nUsage: palisade COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'palisade COMMAND -h' for a command's flags.")
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, s Streams) *flag.FlagSet {
+	fs := flag.NewFlagSet("palisade "+name, flag.ContinueOnError)
+	fs.SetOutput(s.Err)
+	return fs
+}
+
+// parse parses flags, allowing them after positional arguments as kubectl
+// does, and returns the positional arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, badInput(err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func checkOutput(o string) error {
+	if o != "" && o != "text" && o != "json" {
+		return badInputf("-o %q: want text or json", o)
+	}
+	return nil
+}

@@ -1,0 +1,237 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/truth"
+)
+
+// Observer builds a scenario's cluster for real, enforces its policies and
+// probes it: the lab implements it.
+type Observer interface {
+	// Setup builds the cluster (pods, nodes, servers, enforcement).
+	Setup(ctx context.Context, c *model.Cluster) error
+	// Sync brings pods, labels and policies in line with c after a step's
+	// actions.
+	Sync(ctx context.Context, c *model.Cluster) error
+	// Probe connects between every ordered pair of pods on port/proto.
+	// skipped is true when the machine cannot probe proto (no SCTP).
+	Probe(ctx context.Context, pods []*model.Pod, port uint16, proto model.Protocol) (g *truth.Grid, skipped bool, err error)
+	// Teardown removes everything Setup made.
+	Teardown() error
+}
+
+// Result is the outcome of one scenario.
+type Result struct {
+	Name      string
+	Pass      bool
+	Skipped   int      // probes that could not be observed
+	Failures  []string // one line per differing pair, or an error
+	Expected  truth.Document
+	Predicted truth.Document
+	Observed  *truth.Document
+}
+
+// Run runs sc: predicted by the engine, updated incrementally step by step
+// as the agent would be, and observed through obs when it is not nil.
+func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
+	res = Result{Name: sc.Name, Expected: truth.Document{Scenario: sc.Name}, Predicted: truth.Document{Scenario: sc.Name}}
+	fail := func(format string, args ...any) {
+		res.Failures = append(res.Failures, fmt.Sprintf(format, args...))
+	}
+	defer func() { res.Pass = len(res.Failures) == 0 }()
+	c := cloneCluster(sc.Cluster)
+	e := engine.FromCluster(c)
+	if obs != nil {
+		res.Observed = &truth.Document{Scenario: sc.Name}
+		if err := obs.Setup(ctx, c); err != nil {
+			fail("lab setup: %v", err)
+			_ = obs.Teardown()
+			return res
+		}
+		defer func() {
+			if err := obs.Teardown(); err != nil {
+				fail("lab teardown: %v", err)
+			}
+		}()
+	}
+	for i, st := range sc.Steps {
+		for j, a := range st.Do {
+			if err := apply(c, e, a); err != nil {
+				fail("step %d: do[%d]: %v", i+1, j, err)
+				return res
+			}
+		}
+		if obs != nil && len(st.Do) > 0 {
+			if err := obs.Sync(ctx, c); err != nil {
+				fail("step %d: lab sync: %v", i+1, err)
+				return res
+			}
+		}
+		pods := c.SortedPods()
+		var exp, pred, seen truth.Step
+		for _, pr := range st.Probes {
+			want := Expected(pods, pr)
+			got := truth.Predict(e, pods, netip.IPv4Unspecified(), pr.Port, pr.Protocol)
+			exp.Probes = append(exp.Probes, want.Table())
+			pred.Probes = append(pred.Probes, got.Table())
+			where := fmt.Sprintf("step %d, %d/%s", i+1, pr.Port, pr.Protocol)
+			for _, d := range truth.Diff(want, got) {
+				fail("%s, predicted: %s", where, d)
+			}
+			if obs == nil {
+				continue
+			}
+			obsGrid, skipped, err := obs.Probe(ctx, pods, pr.Port, pr.Protocol)
+			switch {
+			case err != nil:
+				fail("%s, observed: %v", where, err)
+			case skipped:
+				res.Skipped++
+			default:
+				seen.Probes = append(seen.Probes, obsGrid.Table())
+				for _, d := range truth.Diff(want, obsGrid) {
+					fail("%s, observed: %s", where, d)
+				}
+			}
+		}
+		res.Expected.Steps = append(res.Expected.Steps, exp)
+		res.Predicted.Steps = append(res.Predicted.Steps, pred)
+		if obs != nil {
+			res.Observed.Steps = append(res.Observed.Steps, seen)
+		}
+	}
+	return res
+}
+
+// Expected builds the table a probe expects: the default, then each rule in
+// order; a pod to itself is always allowed.
+func Expected(pods []*model.Pod, pr Probe) *truth.Grid {
+	keys := make([]string, len(pods))
+	for i, p := range pods {
+		keys[i] = p.Key().String()
+	}
+	g := truth.NewGrid(keys, pr.Port, pr.Protocol)
+	for i, from := range g.Pods {
+		for j, to := range g.Pods {
+			allow := pr.Default
+			for _, r := range pr.Rules {
+				if matchPattern(r.From, from) && matchPattern(r.To, to) {
+					allow = r.Allow
+				}
+			}
+			g.Allow[i][j] = allow || i == j
+		}
+	}
+	return g
+}
+
+// matchPattern matches ns/pod patterns where either side may be *; an
+// empty pattern or * matches every pod.
+func matchPattern(pattern, key string) bool {
+	if pattern == "" || pattern == "*" {
+		return true
+	}
+	pns, pname, _ := strings.Cut(pattern, "/")
+	ns, name, _ := strings.Cut(key, "/")
+	return (pns == "*" || pns == ns) && (pname == "*" || pname == name)
+}
+
+func apply(c *model.Cluster, e *engine.Engine, a Action) error {
+	switch {
+	case a.Apply != nil:
+		switch obj := a.Apply.Model.(type) {
+		case *model.Policy:
+			c.EnsureNamespace(obj.Namespace)
+			c.Policies[obj.Key()] = obj
+			e.UpsertPolicy(obj)
+		case *model.Namespace:
+			c.Namespaces[obj.Name] = obj
+			e.UpsertNamespace(obj)
+		case *model.Pod:
+			if len(obj.IPs) == 0 {
+				return fmt.Errorf("apply pod %s: status.podIP: required in a scenario", obj.Key())
+			}
+			if obj.Node == "" {
+				obj.Node = "node1"
+			}
+			if c.Namespaces[obj.Namespace] == nil {
+				e.UpsertNamespace(c.EnsureNamespace(obj.Namespace))
+			}
+			c.Pods[obj.Key()] = obj
+			e.UpsertPod(obj)
+		default:
+			return fmt.Errorf("apply: %s %s: scenarios apply NetworkPolicy, Namespace or Pod", a.Apply.Kind, a.Apply.Key)
+		}
+	case a.Delete != nil:
+		k := model.Key{Namespace: a.Delete.Namespace, Name: a.Delete.Name}
+		switch a.Delete.Kind {
+		case "NetworkPolicy":
+			if c.Policies[k] == nil {
+				return fmt.Errorf("delete: no NetworkPolicy %s", k)
+			}
+			delete(c.Policies, k)
+			e.DeletePolicy(k)
+		case "Pod":
+			if c.Pods[k] == nil {
+				return fmt.Errorf("delete: no Pod %s", k)
+			}
+			delete(c.Pods, k)
+			e.DeletePod(k)
+		default:
+			return fmt.Errorf("delete: kind %q: want NetworkPolicy or Pod", a.Delete.Kind)
+		}
+	case a.Label != nil:
+		l := a.Label
+		switch l.Kind {
+		case "Namespace":
+			old := c.Namespaces[l.Name]
+			if old == nil {
+				return fmt.Errorf("label: no Namespace %s", l.Name)
+			}
+			ns := &model.Namespace{Name: l.Name}
+			model.SetNamespaceLabels(ns, l.Labels)
+			c.Namespaces[l.Name] = ns
+			e.UpsertNamespace(ns)
+		case "Pod":
+			k := model.Key{Namespace: l.Namespace, Name: l.Name}
+			old := c.Pods[k]
+			if old == nil {
+				return fmt.Errorf("label: no Pod %s", k)
+			}
+			p := *old
+			p.Labels = l.Labels
+			c.Pods[k] = &p
+			e.UpsertPod(&p)
+		default:
+			return fmt.Errorf("label: kind %q: want Namespace or Pod", l.Kind)
+		}
+	}
+	return nil
+}
+
+// cloneCluster copies the maps of c (objects are replaced, never mutated).
+func cloneCluster(c *model.Cluster) *model.Cluster {
+	out := model.NewCluster()
+	for k, v := range c.Namespaces {
+		out.Namespaces[k] = v
+	}
+	for k, v := range c.Pods {
+		out.Pods[k] = v
+	}
+	for k, v := range c.Services {
+		out.Services[k] = v
+	}
+	for k, v := range c.Policies {
+		out.Policies[k] = v
+	}
+	for k, v := range c.Nodes {
+		out.Nodes[k] = v
+	}
+	return out
+}
