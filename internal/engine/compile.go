@@ -84,8 +84,10 @@ func (e *Engine) matches(s *selector, p *model.Pod) bool {
 }
 
 // reselect re-evaluates s for pod p and marks s's users dirty when the
-// membership or the member itself changed.
-func (e *Engine) reselect(s *selector, p *model.Pod) {
+// membership changed, or when p stays a member and changed in what the IR
+// resolves from it (memberChanged: addresses, ports, node). A label
+// change that leaves the membership as it was changes no policy.
+func (e *Engine) reselect(s *selector, p *model.Pod, memberChanged bool) {
 	k := p.Key()
 	_, was := s.members[k]
 	now := e.matches(s, p)
@@ -97,7 +99,7 @@ func (e *Engine) reselect(s *selector, p *model.Pod) {
 		delete(s.members, k)
 		e.dropTarget(s, k)
 	}
-	if was || now {
+	if was != now || now && memberChanged {
 		for pk := range s.users {
 			e.dirty.Policies[pk] = struct{}{}
 		}

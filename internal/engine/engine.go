@@ -15,6 +15,7 @@ package engine
 
 import (
 	"net/netip"
+	"slices"
 	"sort"
 
 	"github.com/palisade-net/palisade/internal/model"
@@ -146,7 +147,7 @@ func (e *Engine) reselectNamespace(name string) {
 	e.isolation = nil
 	for _, p := range e.podsByNS[name] {
 		for s := range e.global {
-			e.reselect(s, p)
+			e.reselect(s, p, false)
 		}
 	}
 }
@@ -177,9 +178,11 @@ func (e *Engine) DeleteNode(name string) {
 // UpsertPod adds or replaces a pod and re-evaluates every selector for it.
 func (e *Engine) UpsertPod(p *model.Pod) {
 	k := p.Key()
-	if old := e.pods[k]; old != nil {
+	old := e.pods[k]
+	if old != nil {
 		e.unindexIPs(old)
 	}
+	changed := old == nil || memberChanged(old, p)
 	e.pods[k] = p
 	byNS := e.podsByNS[p.Namespace]
 	if byNS == nil {
@@ -196,11 +199,18 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 	e.isolation = nil
 	e.dirtyNamedAnyPeer()
 	for s := range e.nsScoped[p.Namespace] {
-		e.reselect(s, p)
+		e.reselect(s, p, changed)
 	}
 	for s := range e.global {
-		e.reselect(s, p)
+		e.reselect(s, p, changed)
 	}
+}
+
+// memberChanged reports whether a pod changed in what policies resolve
+// from their member pods: addresses, named ports, node, host network.
+func memberChanged(old, p *model.Pod) bool {
+	return old.HostNetwork != p.HostNetwork || old.Node != p.Node ||
+		!slices.Equal(old.IPs, p.IPs) || !slices.Equal(old.Ports, p.Ports)
 }
 
 // DeletePod removes a pod from the state and from every selector.

@@ -227,6 +227,12 @@ func podSignature(p *model.Pod) string {
 	return fmt.Sprintf("%v%v hostNetwork=%v node=%s ips=%v ports=%v", p.Key(), p.Labels, p.HostNetwork, p.Node, p.IPs, p.Ports)
 }
 
+// memberSignature is what a policy resolves from a member pod: labels
+// only decide membership.
+func memberSignature(p *model.Pod) string {
+	return fmt.Sprintf("%v hostNetwork=%v node=%s ips=%v ports=%v", p.Key(), p.HostNetwork, p.Node, p.IPs, p.Ports)
+}
+
 func podSignatures(c *model.Cluster) map[model.Key]string {
 	m := map[model.Key]string{}
 	for k, p := range c.Pods {
@@ -247,7 +253,7 @@ func policySignatures(c *model.Cluster) map[model.Key]string {
 		fmt.Fprintf(&b, "spec %p; selects", pol)
 		for _, p := range pods {
 			if !p.HostNetwork && p.Namespace == pol.Namespace && naiveSelects(pol.PodSelector, p.Labels) {
-				b.WriteString(" " + podSignature(p))
+				b.WriteString(" " + memberSignature(p))
 			}
 		}
 		for _, dir := range []model.Direction{model.Ingress, model.Egress} {
@@ -274,14 +280,14 @@ func policySignatures(c *model.Cluster) map[model.Key]string {
 							peer.PodSelector != nil && !naiveSelects(*peer.PodSelector, p.Labels) {
 							continue
 						}
-						b.WriteString(" " + podSignature(p))
+						b.WriteString(" " + memberSignature(p))
 					}
 				}
 				if dir == model.Egress && len(r.Peers) == 0 && named {
 					b.WriteString(" named on every pod:")
 					for _, p := range pods {
 						if !p.HostNetwork {
-							b.WriteString(" " + podSignature(p))
+							b.WriteString(" " + memberSignature(p))
 						}
 					}
 				}

@@ -850,6 +850,12 @@ func TestIncrementalPodLabels(t *testing.T) {
 			probes:    []probe{allow("y/a", "x/a", TCP, 80)},
 		},
 		{
+			name:      "a member's label change that keeps every membership changes no policy",
+			apply:     relabel("x/b", "pod=b,unrelated=1"),
+			unchanged: []string{"x/deny-b", "x/from-b", "y/other"},
+			probes:    []probe{deny("y/a", "x/b", TCP, 80)},
+		},
+		{
 			name:      "a label nothing selects on changes nothing",
 			apply:     relabel("z/a", "pod=a,unrelated=1"),
 			unchanged: []string{"x/deny-b", "x/from-b", "y/other"},
