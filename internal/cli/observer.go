@@ -2,11 +2,17 @@ package cli
 
 import (
 	"errors"
+	"os"
 
 	"github.com/palisade-net/palisade/internal/conformance"
+	"github.com/palisade-net/palisade/internal/lab"
 )
 
-// newObserver returns the lab-backed observer for conformance --observed.
+// newObserver returns the lab-backed observer for conformance --observed:
+// each scenario is built as a two-node lab named "conformance".
 func newObserver(Streams) (conformance.Observer, error) {
-	return nil, badInput(errors.New("--observed needs the lab, which is not available in this build yet; run without --observed for the engine's predictions"))
+	if os.Geteuid() != 0 {
+		return nil, badInput(errors.New("--observed builds the scenarios in network namespaces and nftables: run as root"))
+	}
+	return lab.NewObserver("conformance", 2), nil
 }
