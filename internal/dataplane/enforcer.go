@@ -9,7 +9,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Stats counts what one Apply sent to the kernel. Elements count the
@@ -83,110 +82,97 @@ func (e *Enforcer) Close() error {
 	return nil
 }
 
-// bufferSize is what the netlink socket's buffers are raised to: the
-// whole transaction goes in one sendmsg, and the kernel echoes every
-// added rule back.
-const bufferSize = 64 << 20
-
-func (e *Enforcer) conn(ctx context.Context) (*nftables.Conn, error) {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Minute)
-	}
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
-		raw, err := c.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var serr error
-		if err := raw.Control(func(fd uintptr) {
-			// Forcing needs CAP_NET_ADMIN, which programming nftables needs
-			// anyway; fall back to the capped sizes otherwise.
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bufferSize) != nil {
-				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, bufferSize))
-			}
-			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bufferSize) != nil {
-				serr = errors.Join(serr, unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, bufferSize))
-			}
-		}); err != nil {
-			return err
-		}
-		if serr != nil {
-			return serr
-		}
-		return c.SetReadDeadline(deadline)
-	})}
-	if e.nsFile != nil {
-		opts = append(opts, nftables.WithNetNSFd(int(e.nsFile.Fd())))
-	}
-	return nftables.New(opts...)
-}
-
 // Apply makes the kernel's table equal to rs in one transaction. The
 // first Apply (and the first after a failure) replaces the table whole,
 // whatever it held; later ones send only the differences from the last
-// applied ruleset. On error the kernel keeps the previous ruleset
-// whole. rs must not be modified afterwards: the enforcer keeps it.
+// applied ruleset. On error the kernel keeps the previous ruleset whole
+// (a *TxError names what it rejected). rs must not be modified
+// afterwards: the enforcer keeps it.
 func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
-	c, err := e.conn(ctx)
-	if err != nil {
-		return Stats{}, err
-	}
-	tx := &txn{conn: c, table: e.table, setID: &e.setID}
-	if e.last == nil || e.last.Table != rs.Table || !tx.diff(e.last, rs) {
-		tx = &txn{conn: c, table: e.table, setID: &e.setID}
-		c, err = e.conn(ctx) // drop whatever the failed diff buffered
-		if err != nil {
-			return Stats{}, err
+	var tx *txn
+	if e.last != nil && e.last.Table == rs.Table {
+		tx = e.newTxn()
+		if !tx.diff(e.last, rs) {
+			tx = nil
 		}
-		tx.conn = c
+	}
+	if tx == nil {
+		tx = e.newTxn()
 		tx.full(rs)
 	}
-	tx.stats.Duration = time.Since(start)
-	if tx.stats.Messages == 0 {
+	st := tx.stats
+	st.Messages = len(tx.ops)
+	if len(tx.ops) == 0 {
 		e.last = rs
-		return tx.stats, nil
+		st.Duration = time.Since(start)
+		return st, nil
 	}
-	if err := c.Flush(); err != nil {
+	err := tx.commit(ctx, e.nsFile)
+	st.Duration = time.Since(start)
+	if err != nil {
 		e.last = nil
-		tx.stats.Duration = time.Since(start)
-		return tx.stats, fmt.Errorf("nftables transaction (%d messages): %w", tx.stats.Messages, err)
+		return st, err
 	}
 	e.last = rs
-	tx.stats.Duration = time.Since(start)
-	return tx.stats, nil
+	return st, nil
 }
 
 // Delete removes the table, if present, and forgets the applied state.
 func (e *Enforcer) Delete(ctx context.Context) error {
-	c, err := e.conn(ctx)
-	if err != nil {
-		return err
-	}
+	tx := e.newTxn()
 	// Adding first makes the delete succeed when there is no table.
-	c.AddTable(e.table)
-	c.DelTable(e.table)
+	tx.conn.AddTable(e.table)
+	tx.op("add table")
+	tx.conn.DelTable(e.table)
+	tx.op("delete table")
 	e.last = nil
-	if err := c.Flush(); err != nil {
+	if err := tx.commit(ctx, e.nsFile); err != nil {
 		return fmt.Errorf("delete table inet %s: %w", e.table.Name, err)
 	}
 	return nil
 }
 
+func (e *Enforcer) newTxn() *txn {
+	t := &txn{table: e.table, setID: &e.setID}
+	t.conn, t.err = captureConn(&t.msgs)
+	return t
+}
+
 // Last returns the ruleset last applied successfully, or nil.
 func (e *Enforcer) Last() *Ruleset { return e.last }
 
-// txn builds one transaction.
+// txn builds one transaction: google/nftables marshals the operations,
+// ops names them (one per netlink message), sendBatch sends them.
 type txn struct {
 	conn  *nftables.Conn
+	msgs  []netlink.Message
+	ops   []string
 	table *nftables.Table
 	setID *uint32
 	stats Stats
 	err   error
+}
+
+func (t *txn) op(format string, args ...any) {
+	t.ops = append(t.ops, fmt.Sprintf(format, args...))
+}
+
+// commit sends the transaction and waits for the kernel's verdict.
+func (t *txn) commit(ctx context.Context, nsFile *os.File) error {
+	if t.err != nil {
+		return t.err
+	}
+	if err := t.conn.Flush(); err != nil { // marshals into t.msgs
+		return fmt.Errorf("marshal nftables batch: %w", err)
+	}
+	if len(t.msgs) != len(t.ops)+2 {
+		return fmt.Errorf("internal error: %d netlink messages for %d operations", len(t.msgs)-2, len(t.ops))
+	}
+	return sendBatch(ctx, nsFile, t.msgs, t.ops)
 }
 
 func (t *txn) nset(s *Set) *nftables.Set {
@@ -198,7 +184,7 @@ func (t *txn) addSet(s *Set) {
 	if err := t.conn.AddSet(s.nftSet(t.table, *t.setID), nil); err != nil {
 		t.err = errors.Join(t.err, err)
 	}
-	t.stats.Messages++
+	t.op("add set %s", s.Name)
 	t.stats.SetsAdded++
 }
 
@@ -211,7 +197,7 @@ func (t *txn) addElems(s *Set, es []Elem) {
 		if err := t.conn.SetAddElements(ns, chunk); err != nil {
 			t.err = errors.Join(t.err, err)
 		}
-		t.stats.Messages++
+		t.op("add %d elements to set %s", len(chunk), s.Name)
 	}
 	t.stats.ElementsAdded += len(es)
 }
@@ -225,7 +211,7 @@ func (t *txn) delElems(s *Set, es []Elem) {
 		if err := t.conn.SetDeleteElements(ns, chunk); err != nil {
 			t.err = errors.Join(t.err, err)
 		}
-		t.stats.Messages++
+		t.op("delete %d elements from set %s", len(chunk), s.Name)
 	}
 	t.stats.ElementsDeleted += len(es)
 }
@@ -235,7 +221,7 @@ func (t *txn) addRules(c *Chain) {
 	for i := range c.Rules {
 		r := &c.Rules[i]
 		t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: nc, Exprs: r.exprs(), UserData: r.userData()})
-		t.stats.Messages++
+		t.op("add rule to chain %s: %s", c.Name, r)
 		t.stats.RulesAdded++
 	}
 }
@@ -245,15 +231,17 @@ func (t *txn) addRules(c *Chain) {
 func (t *txn) full(rs *Ruleset) {
 	t.stats.Full = true
 	t.conn.AddTable(t.table)
+	t.op("add table")
 	t.conn.DelTable(t.table)
+	t.op("delete table")
 	t.conn.AddTable(t.table)
-	t.stats.Messages += 3
+	t.op("add table")
 	for _, s := range rs.Sets {
 		t.addSet(s)
 	}
 	for _, c := range rs.Chains {
 		t.conn.AddChain(nftChain(t.table, c))
-		t.stats.Messages++
+		t.op("add chain %s", c.Name)
 		t.stats.ChainsAdded++
 	}
 	for _, c := range rs.Chains {
@@ -305,7 +293,7 @@ func (t *txn) diff(old, new *Ruleset) bool {
 	for _, c := range new.Chains {
 		if oldChains[c.Name] == nil {
 			t.conn.AddChain(nftChain(t.table, c))
-			t.stats.Messages++
+			t.op("add chain %s", c.Name)
 			t.stats.ChainsAdded++
 		}
 	}
@@ -338,7 +326,7 @@ func (t *txn) diff(old, new *Ruleset) bool {
 			t.addRules(c)
 		case !sameRules(o.Rules, c.Rules):
 			t.conn.FlushChain(nftChain(t.table, c))
-			t.stats.Messages++
+			t.op("flush chain %s", c.Name)
 			t.stats.ChainsFlushed++
 			t.addRules(c)
 		}
@@ -353,15 +341,16 @@ func (t *txn) diff(old, new *Ruleset) bool {
 		if newChains[c.Name] == nil {
 			nc := nftChain(t.table, c)
 			t.conn.FlushChain(nc)
+			t.op("flush chain %s", c.Name)
 			t.conn.DelChain(nc)
-			t.stats.Messages += 2
+			t.op("delete chain %s", c.Name)
 			t.stats.ChainsDeleted++
 		}
 	}
 	for _, s := range old.Sets {
 		if newSets[s.Name] == nil {
 			t.conn.DelSet(t.nset(s))
-			t.stats.Messages++
+			t.op("delete set %s", s.Name)
 			t.stats.SetsDeleted++
 		}
 	}
