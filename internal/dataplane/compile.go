@@ -58,9 +58,13 @@ type group struct {
 }
 
 type compiler struct {
-	e        *engine.Engine
-	node     string
-	opts     Options
+	e    *engine.Engine
+	node string
+	opts Options
+	// fams are the families of the local pods' addresses. Pod-group chains
+	// are only entered through maps keyed by those addresses, so rules and
+	// sets of another family could never be reached: they are left out.
+	fams     []Family
 	sets     map[string]*Set
 	polRules map[polDir][]Rule
 }
@@ -74,6 +78,17 @@ func (c *compiler) compile() *Ruleset {
 		groups[dir] = map[string]*group{}
 	}
 	local := c.e.PodsOnNode(c.node)
+	var has [2]bool
+	for _, p := range local {
+		for _, ip := range p.IPs {
+			has[famIndex(ip.Unmap())] = true
+		}
+	}
+	for fi, fam := range families {
+		if has[fi] {
+			c.fams = append(c.fams, fam)
+		}
+	}
 	for _, p := range local {
 		for _, dir := range directions {
 			pols := c.e.Isolating(p.Key(), dir)
@@ -328,7 +343,7 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 		portRules(Rule{})
 		if len(r.Named) > 0 {
-			for _, fam := range families {
+			for _, fam := range c.fams {
 				add(Rule{Family: fam, Named: namedSet(fam)})
 			}
 		}
@@ -347,7 +362,8 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 			ranges[famIndex(rg.From())] = append(ranges[famIndex(rg.From())], rg)
 		}
 	}
-	for fi, fam := range families {
+	for _, fam := range c.fams {
+		fi := int(fam - IPv4)
 		var peer *AddrMatch // nil for egress named ports alone: see below
 		if !hasSelectors && len(ranges[fi]) == 0 {
 			// Only ipBlocks, none of this family: nothing can match, and
@@ -402,10 +418,10 @@ func (c *compiler) tail(dir model.Direction, chain string) []Rule {
 		podField = Saddr
 	}
 	var out []Rule
-	for _, fam := range families {
+	for _, fam := range c.fams {
 		out = append(out, Rule{Family: fam, Self: selfSet + fam.suffix(), Verdict: VerdictReturn})
 	}
-	for _, fam := range families {
+	for _, fam := range c.fams {
 		out = append(out, Rule{Family: fam, Addr: &AddrMatch{Field: podField, Set: dropsName(dir) + fam.suffix()}})
 	}
 	if c.opts.LogDrops {
