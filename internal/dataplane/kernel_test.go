@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,5 +115,45 @@ func TestKernelBytecodeMatchesNft(t *testing.T) {
 				t.Errorf("bytecode differs from nft -f (-nft +ours):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestKernelDump: Dump reads the table back from the kernel without the
+// nft binary and prints what `nft list table inet palisade` prints,
+// counters included.
+func TestKernelDump(t *testing.T) {
+	for _, tc := range goldenCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, path := newNetns(t)
+			en, err := New(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer en.Close()
+			rs := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts)
+			if _, err := en.Apply(context.Background(), rs); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Dump(path)
+			if err != nil {
+				t.Fatalf("Dump: %v", err)
+			}
+			if diff := cmp.Diff(normalize(nftList(t, ns)), normalize(got)); diff != "" {
+				t.Errorf("Dump differs from nft list (-nft +Dump):\n%s", diff)
+			}
+			// Read back, the ruleset diffs as equal to what was applied.
+			back, err := Read(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			back.Live = false
+			if diff := cmp.Diff(rs.String(), back.String()); diff != "" {
+				t.Errorf("Read differs from the applied ruleset (-applied +read):\n%s", diff)
+			}
+		})
+	}
+	_, path := newNetns(t)
+	if _, err := Dump(path); !errors.Is(err, ErrNoTable) {
+		t.Errorf("Dump(empty netns) = %v, want ErrNoTable", err)
 	}
 }

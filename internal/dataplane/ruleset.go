@@ -132,6 +132,14 @@ type Set struct {
 	// Elems are sorted and free of duplicates; peer ranges never overlap
 	// or touch.
 	Elems []Elem
+	// Counters holds, for a drops set read back from the kernel, each
+	// element's counter (parallel to Elems); nil otherwise.
+	Counters []Counter
+}
+
+// Counter is a packet and byte count read back from the kernel.
+type Counter struct {
+	Packets, Bytes uint64
 }
 
 // sameDef reports whether s and o are the same set apart from elements.
@@ -211,12 +219,22 @@ type Rule struct {
 	Log      *Log
 	Verdict  Verdict
 	Comment  string
+
+	// Packets and Bytes are the counter's values, for rules read back
+	// from the kernel (see Read); Compile leaves them zero.
+	Packets, Bytes uint64
+	// Raw stands for a rule read back from the kernel in a shape this
+	// package does not write; it renders as is.
+	Raw string
 }
 
 // Ruleset is the desired content of one table, as plain data. It is
 // produced by Compile and must not be modified once handed to Apply.
 type Ruleset struct {
 	Table string
+	// Live marks a ruleset read back from the kernel: String shows the
+	// counters' values, as nft does.
+	Live bool
 	// Sets in rendering order: dispatch maps, the self and drops sets,
 	// then per-rule sets by name.
 	Sets []*Set
@@ -258,11 +276,11 @@ func (r *Ruleset) String() string {
 	}
 	for _, s := range r.Sets {
 		sep()
-		s.render(&b)
+		s.render(&b, r.Live)
 	}
 	for _, c := range r.Chains {
 		sep()
-		c.render(&b)
+		c.render(&b, r.Live)
 	}
 	b.WriteString("}\n")
 	return b.String()
@@ -284,7 +302,7 @@ func (s *Set) keyType() string {
 	return ip
 }
 
-func (s *Set) render(b *strings.Builder) {
+func (s *Set) render(b *strings.Builder, live bool) {
 	word := "set"
 	if s.IsMap() {
 		word = "map"
@@ -315,6 +333,9 @@ func (s *Set) render(b *strings.Builder) {
 				}
 			}
 			b.WriteString(s.elemString(e))
+			if live && s.Kind == KindDrops && i < len(s.Counters) {
+				fmt.Fprintf(b, " counter packets %d bytes %d", s.Counters[i].Packets, s.Counters[i].Bytes)
+			}
 		}
 		b.WriteString(" }\n")
 	}
@@ -373,6 +394,8 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return a
 }
 
+func modelProto(b byte) model.Protocol { return model.Protocol(b) }
+
 func protoName(p model.Protocol) string {
 	switch p {
 	case model.TCP:
@@ -385,21 +408,26 @@ func protoName(p model.Protocol) string {
 	return fmt.Sprint(uint8(p))
 }
 
-func (c *Chain) render(b *strings.Builder) {
+func (c *Chain) render(b *strings.Builder, live bool) {
 	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
 	if c.Hook != HookNone {
 		fmt.Fprintf(b, "\t\ttype filter hook %s priority filter; policy accept;\n", c.Hook)
 	}
 	for i := range c.Rules {
 		b.WriteString("\t\t")
-		b.WriteString(c.Rules[i].String())
+		b.WriteString(c.Rules[i].text(live))
 		b.WriteString("\n")
 	}
 	b.WriteString("\t}\n")
 }
 
-// String renders the rule as nft lists it.
-func (r *Rule) String() string {
+// String renders the rule as nft lists it (a counter without values).
+func (r *Rule) String() string { return r.text(false) }
+
+func (r *Rule) text(live bool) string {
+	if r.Raw != "" {
+		return r.Raw
+	}
 	var parts []string
 	ip := r.Family.ipKeyword()
 	if r.CtEstablished {
@@ -430,7 +458,9 @@ func (r *Rule) String() string {
 	if r.Log != nil {
 		parts = append(parts, fmt.Sprintf("limit rate %d/second log prefix %q group %d", r.Log.Rate, r.Log.Prefix, r.Log.Group))
 	}
-	if r.Counter {
+	if r.Counter && live {
+		parts = append(parts, fmt.Sprintf("counter packets %d bytes %d", r.Packets, r.Bytes))
+	} else if r.Counter {
 		parts = append(parts, "counter")
 	}
 	if r.Verdict != VerdictNone {

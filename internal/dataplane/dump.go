@@ -1,0 +1,447 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoTable is returned by Read and Dump when the namespace has no
+// Palisade table.
+var ErrNoTable = errors.New("table inet " + TableName + " not found")
+
+// Dump reads Palisade's table from the kernel of the network namespace at
+// netnsPath ("" for the current one) and renders it as nft text, with the
+// live counter values, as `nft list table inet palisade` would print it.
+// It needs no nft binary.
+func Dump(netnsPath string) (string, error) {
+	rs, err := Read(netnsPath)
+	if err != nil {
+		return "", err
+	}
+	return rs.String(), nil
+}
+
+// Read reads Palisade's table back from the kernel into a Ruleset (with
+// Live set, so that counters carry their values). Rules of a shape this
+// package does not write are kept as Raw text.
+func Read(netnsPath string) (*Ruleset, error) {
+	var opts []nftables.ConnOption
+	var nsFile *os.File
+	if netnsPath != "" {
+		f, err := os.Open(netnsPath)
+		if err != nil {
+			return nil, fmt.Errorf("open network namespace: %w", err)
+		}
+		defer f.Close()
+		nsFile = f
+		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	found := false
+	for _, t := range tables {
+		found = found || t.Name == TableName
+	}
+	if !found {
+		return nil, ErrNoTable
+	}
+	rs := &Ruleset{Table: TableName, Live: true}
+
+	sets, err := readSets(nsFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range sets {
+		ns := s.nftSet(table, 0)
+		elems, err := conn.GetSetElements(ns)
+		if err != nil {
+			return nil, fmt.Errorf("list elements of set %s: %w", s.Name, err)
+		}
+		s.Elems, s.Counters = decodeElems(s, elems)
+		rs.Sets = append(rs.Sets, s)
+	}
+
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, nc := range chains {
+		if nc.Table.Name != TableName {
+			continue
+		}
+		c := &Chain{Name: nc.Name}
+		if nc.Hooknum != nil {
+			switch *nc.Hooknum {
+			case *nftables.ChainHookForward:
+				c.Hook = HookForward
+			case *nftables.ChainHookInput:
+				c.Hook = HookInput
+			}
+		}
+		rules, err := conn.GetRules(table, nc)
+		if err != nil {
+			return nil, fmt.Errorf("list rules of chain %s: %w", nc.Name, err)
+		}
+		for _, r := range rules {
+			c.Rules = append(c.Rules, decodeRule(r))
+		}
+		rs.Chains = append(rs.Chains, c)
+	}
+	sortRuleset(rs)
+	return rs, nil
+}
+
+// sortRuleset puts sets and chains in the order Compile produces.
+func sortRuleset(rs *Ruleset) {
+	rank := func(s *Set) int {
+		switch s.Kind {
+		case KindDispatch:
+			return 0
+		case KindDrops:
+			return 1
+		case KindSelf:
+			return 2
+		}
+		return 3
+	}
+	sort.SliceStable(rs.Sets, func(i, j int) bool {
+		a, b := rs.Sets[i], rs.Sets[j]
+		if rank(a) != rank(b) {
+			return rank(a) < rank(b)
+		}
+		if rank(a) < 3 {
+			// egress before ingress, then 4 before 6, as Compile does.
+			return a.Name < b.Name
+		}
+		return a.Name < b.Name
+	})
+	sort.SliceStable(rs.Chains, func(i, j int) bool {
+		a, b := rs.Chains[i], rs.Chains[j]
+		if (a.Hook != HookNone) != (b.Hook != HookNone) {
+			return a.Hook != HookNone
+		}
+		if a.Hook != HookNone {
+			return a.Hook < b.Hook
+		}
+		return a.Name < b.Name
+	})
+}
+
+// readSets lists the table's sets with a GETSET dump of our own:
+// google/nftables v0.3.0 does not decode set comments or expressions.
+func readSets(nsFile *os.File) ([]*Set, error) {
+	cfg := &netlink.Config{}
+	if nsFile != nil {
+		cfg.NetNS = int(nsFile.Fd())
+	}
+	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: []byte(TableName + "\x00")}})
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := conn.Execute(netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSET),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list sets: %w", err)
+	}
+	var out []*Set
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return nil, err
+		}
+		ad.ByteOrder = binary.BigEndian
+		s := &Set{}
+		var flags, keyType uint32
+		for ad.Next() {
+			switch ad.Type() {
+			case unix.NFTA_SET_NAME:
+				s.Name = ad.String()
+			case unix.NFTA_SET_FLAGS:
+				flags = ad.Uint32()
+			case unix.NFTA_SET_KEY_TYPE:
+				keyType = ad.Uint32()
+			case unix.NFTA_SET_USERDATA:
+				if c, ok := userdata.GetString(ad.Bytes(), userdata.NFTNL_UDATA_SET_COMMENT); ok {
+					s.Comment = c
+				}
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return nil, err
+		}
+		// A concatenation's type packs its fields' types in 6 bits each,
+		// the first field highest.
+		switch {
+		case flags&unix.NFT_SET_MAP != 0:
+			s.Kind = KindDispatch
+		case flags&unix.NFT_SET_INTERVAL != 0:
+			s.Kind = KindPeers
+		case keyType>>12 != 0:
+			s.Kind = KindNamed
+			keyType >>= 12
+		case keyType>>6 != 0:
+			s.Kind = KindSelf
+			keyType >>= 6
+		default:
+			s.Kind = KindDrops
+		}
+		s.Family = familyOfType(keyType)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func familyOfType(magic uint32) Family {
+	if magic&nftables.SetConcatTypeMask == nftables.TypeIP6Addr.GetNFTMagic() {
+		return IPv6
+	}
+	return IPv4
+}
+
+// decodeElems turns kernel elements back into the ruleset's, with their
+// counters when they have them.
+func decodeElems(s *Set, kes []nftables.SetElement) ([]Elem, []Counter) {
+	var out []Elem
+	counters := map[Elem]Counter{}
+	if s.Kind == KindPeers {
+		type point struct {
+			a   netip.Addr
+			end bool
+		}
+		var pts []point
+		for _, ke := range kes {
+			a, ok := addrFromKey(ke.Key, s.Family)
+			if ok {
+				pts = append(pts, point{a, ke.IntervalEnd})
+			}
+		}
+		sort.Slice(pts, func(i, j int) bool {
+			if pts[i].a != pts[j].a {
+				return pts[i].a.Less(pts[j].a)
+			}
+			return pts[i].end // an end sorts before a start at the same address
+		})
+		for i := 0; i < len(pts); i++ {
+			if pts[i].end {
+				continue // a leading end element (nft writes one at 0)
+			}
+			e := Elem{Addr: pts[i].a, End: lastOfFamily(s.Family)}
+			if i+1 < len(pts) && pts[i+1].end {
+				e.End = pts[i+1].a.Prev()
+				i++
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	}
+	for _, ke := range kes {
+		a, ok := addrFromKey(ke.Key, s.Family)
+		if !ok {
+			continue
+		}
+		e := Elem{Addr: a}
+		n := a.BitLen() / 8
+		switch s.Kind {
+		case KindNamed:
+			if len(ke.Key) >= n+8 {
+				e.Proto = modelProto(ke.Key[n])
+				e.Port = binary.BigEndian.Uint16(ke.Key[n+4 : n+6])
+			}
+		case KindSelf:
+			e.Addr2, _ = addrFromKey(ke.Key[n:], s.Family)
+		case KindDispatch:
+			e.Jump = verdictChain(ke.Val)
+		}
+		if ke.Counter != nil {
+			counters[e] = Counter{Packets: ke.Counter.Packets, Bytes: ke.Counter.Bytes}
+		}
+		out = append(out, e)
+	}
+	sortElems(out)
+	var cs []Counter
+	if s.Kind == KindDrops {
+		cs = make([]Counter, len(out))
+		for i, e := range out {
+			cs[i] = counters[e]
+		}
+	}
+	return out, cs
+}
+
+func lastOfFamily(f Family) netip.Addr {
+	if f == IPv6 {
+		return netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	}
+	return netip.MustParseAddr("255.255.255.255")
+}
+
+// verdictChain reads the chain of a jump out of a map element's data
+// (NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN).
+func verdictChain(b []byte) string {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_VERDICT_CHAIN {
+			return ad.String()
+		}
+	}
+	return ""
+}
+
+// decodeRule recognises the rule shapes exprs() writes; anything else is
+// kept as Raw text, so that a foreign rule shows instead of vanishing.
+func decodeRule(nr *nftables.Rule) Rule {
+	var r Rule
+	if c, ok := userdata.GetString(nr.UserData, userdata.TypeComment); ok {
+		r.Comment = c
+	}
+	var loads []*expr.Payload // network header loads not yet consumed
+	var l4 bool               // meta l4proto loaded (for a lookup)
+	var limit *expr.Limit
+	fail := func(why string) Rule {
+		return Rule{Raw: fmt.Sprintf("# rule palisade cannot read (%s): %d expressions", why, len(nr.Exprs)), Comment: r.Comment}
+	}
+	ex := nr.Exprs
+	for i := 0; i < len(ex); i++ {
+		switch e := ex[i].(type) {
+		case *expr.Meta:
+			switch {
+			case e.Key == expr.MetaKeyNFPROTO && i+1 < len(ex):
+				cmp, ok := ex[i+1].(*expr.Cmp)
+				if !ok || len(cmp.Data) != 1 {
+					return fail("nfproto")
+				}
+				r.Family = IPv4
+				if cmp.Data[0] == unix.NFPROTO_IPV6 {
+					r.Family = IPv6
+				}
+				i++
+			case e.Key == expr.MetaKeyL4PROTO && e.Register == reg1 && i+1 < len(ex):
+				cmp, ok := ex[i+1].(*expr.Cmp)
+				if !ok || len(cmp.Data) != 1 {
+					return fail("l4proto")
+				}
+				r.Port = &PortMatch{Proto: modelProto(cmp.Data[0])}
+				i++
+			case e.Key == expr.MetaKeyL4PROTO:
+				l4 = true
+			default:
+				return fail("meta")
+			}
+		case *expr.Ct:
+			if e.Key != expr.CtKeySTATE || i+2 >= len(ex) {
+				return fail("ct")
+			}
+			r.CtEstablished = true
+			i += 2
+		case *expr.Payload:
+			if e.Base == expr.PayloadBaseNetworkHeader {
+				loads = append(loads, e)
+				continue
+			}
+			if e.Base != expr.PayloadBaseTransportHeader || e.Offset != 2 {
+				return fail("payload")
+			}
+			if l4 { // part of a named-port key
+				continue
+			}
+			if r.Port == nil || i+1 >= len(ex) {
+				return fail("port")
+			}
+			c1, ok := ex[i+1].(*expr.Cmp)
+			if !ok || len(c1.Data) != 2 {
+				return fail("port")
+			}
+			r.Port.First = binary.BigEndian.Uint16(c1.Data)
+			r.Port.Last = r.Port.First
+			i++
+			if c1.Op == expr.CmpOpGte && i+1 < len(ex) {
+				if c2, ok := ex[i+1].(*expr.Cmp); ok && len(c2.Data) == 2 {
+					r.Port.Last = binary.BigEndian.Uint16(c2.Data)
+					i++
+				}
+			}
+		case *expr.Lookup:
+			switch {
+			case e.IsDestRegSet && len(loads) == 1:
+				r.Dispatch = &AddrMatch{Field: fieldOf(loads[0]), Set: e.SetName}
+			case l4 && len(loads) == 1:
+				r.Named = e.SetName
+			case len(loads) == 2:
+				r.Self = e.SetName
+			case len(loads) == 1:
+				r.Addr = &AddrMatch{Field: fieldOf(loads[0]), Set: e.SetName}
+			default:
+				return fail("lookup")
+			}
+			loads, l4 = nil, false
+		case *expr.Limit:
+			limit = e
+		case *expr.Log:
+			rate := uint32(0)
+			if limit != nil {
+				rate = uint32(limit.Rate)
+			}
+			r.Log = &Log{Prefix: string(e.Data), Group: e.Group, Rate: rate}
+		case *expr.Counter:
+			r.Counter = true
+			r.Packets, r.Bytes = e.Packets, e.Bytes
+		case *expr.Verdict:
+			switch e.Kind {
+			case expr.VerdictAccept:
+				r.Verdict = VerdictAccept
+			case expr.VerdictDrop:
+				r.Verdict = VerdictDrop
+			case expr.VerdictReturn:
+				r.Verdict = VerdictReturn
+			default:
+				return fail("verdict")
+			}
+		case *expr.Bitwise, *expr.Cmp:
+			return fail("stray comparison")
+		default:
+			return fail(strings.TrimPrefix(fmt.Sprintf("%T", e), "*expr."))
+		}
+	}
+	return r
+}
+
+func fieldOf(p *expr.Payload) Field {
+	if p.Offset == 16 || p.Offset == 24 {
+		return Daddr
+	}
+	return Saddr
+}
