@@ -362,11 +362,26 @@ func sameRules(a, b []Rule) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].String() != b[i].String() {
+		if !a[i].equal(&b[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// equal reports whether r and o are the same rule (counter values aside).
+func (r *Rule) equal(o *Rule) bool {
+	return r.Family == o.Family && r.CtEstablished == o.CtEstablished &&
+		ptrEqual(r.Addr, o.Addr) && r.Self == o.Self && ptrEqual(r.Port, o.Port) &&
+		r.Named == o.Named && ptrEqual(r.Dispatch, o.Dispatch) && r.Counter == o.Counter &&
+		ptrEqual(r.Log, o.Log) && r.Verdict == o.Verdict && r.Comment == o.Comment && r.Raw == o.Raw
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 // diffElems returns the elements of b not in a, and of a not in b.
