@@ -54,6 +54,8 @@ func commands() []command {
 		{"explain", "say, for each pod, who may reach it and where it may connect", runExplain},
 		{"matrix", "print the truth table of every pod pair", runMatrix},
 		{"conformance", "run conformance scenarios (conformance run …)", runConformance},
+		{"lab", "a cluster's network on this host, enforced for real (lab up|apply|exec|…)", runLab},
+		{"demo", "the seed article's walkthrough in the lab, checked step by step", runDemo},
 	}
 }
 
@@ -129,15 +131,19 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 			}
 			return nil, badInput(err)
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			// flag consumed "--": everything after it is positional.
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		if args[0] == "--" {
+		pos = append(pos, rest[0])
+		args = rest[1:]
+		if len(args) > 0 && args[0] == "--" {
 			return append(pos, args[1:]...), nil
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
 	}
 }
 
