@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"regexp"
 	"runtime"
@@ -41,16 +42,25 @@ func inNetns(path string, fn func() error) error {
 }
 
 // labNode builds a node netns with one pod netns per address, joined by
-// veth pairs and /32 routes (the routed model), and returns the node's
-// netns name and the pods' netns paths by address.
+// veth pairs and /32 routes (the routed model), each pod also getting
+// the IPv6 address v6(ip), and returns the node's netns name and the
+// pods' netns paths by address (both families).
 func labNode(t *testing.T, nodeIP string, podIPs ...string) (string, map[string]string) {
 	t.Helper()
 	node, _ := newNetns(t)
 	run(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(t, "ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	// No duplicate address detection: addresses (link-local ones too, which
+	// neighbour discovery needs) are usable at once.
+	noDAD := func(ns string) {
+		run(t, "ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
+	}
+	noDAD(node)
 	pods := map[string]string{}
 	for i, ip := range podIPs {
 		pod, path := newNetns(t)
-		pods[ip] = path
+		noDAD(pod)
+		pods[ip], pods[v6(ip)] = path, path
 		veth := "p" + strconv.Itoa(i)
 		run(t, "ip", "-n", node, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod)
 		run(t, "ip", "-n", node, "link", "set", veth, "up")
@@ -60,8 +70,19 @@ func labNode(t *testing.T, nodeIP string, podIPs ...string) (string, map[string]
 		run(t, "ip", "-n", pod, "addr", "add", ip+"/32", "dev", "eth0")
 		run(t, "ip", "-n", pod, "route", "add", nodeIP, "dev", "eth0")
 		run(t, "ip", "-n", pod, "route", "add", "default", "via", nodeIP, "dev", "eth0")
+		run(t, "ip", "-n", node, "-6", "addr", "add", v6(nodeIP)+"/128", "dev", veth, "nodad")
+		run(t, "ip", "-n", node, "-6", "route", "add", v6(ip)+"/128", "dev", veth)
+		run(t, "ip", "-n", pod, "-6", "addr", "add", v6(ip)+"/128", "dev", "eth0", "nodad")
+		run(t, "ip", "-n", pod, "-6", "route", "add", v6(nodeIP), "dev", "eth0")
+		run(t, "ip", "-n", pod, "-6", "route", "add", "default", "via", v6(nodeIP), "dev", "eth0")
 	}
 	return node, pods
+}
+
+// v6 maps 10.20.0.N to fd00:20::N.
+func v6(ip4 string) string {
+	a := netip.MustParseAddr(ip4).As4()
+	return fmt.Sprintf("fd00:20::%d", a[3])
 }
 
 // serveEcho listens on addr inside the netns at path and echoes.
@@ -117,6 +138,7 @@ func TestEnforcement(t *testing.T) {
 	node, pods := labNode(t, nodeIP, frontend, backend, client)
 	for _, ip := range []string{frontend, backend, client} {
 		serveEcho(t, pods[ip], ip+":80")
+		serveEcho(t, pods[ip], "["+v6(ip)+"]:80")
 	}
 	serveEcho(t, "/run/netns/"+node, nodeIP+":8080")
 
@@ -127,6 +149,9 @@ func TestEnforcement(t *testing.T) {
 	defer en.Close()
 	ctx := context.Background()
 	c := seedCluster()
+	for _, p := range c.Pods {
+		p.IPs = append(p.IPs, netip.MustParseAddr(v6(p.IPs[0].String())))
+	}
 	e := engine.FromCluster(c)
 	apply := func() Stats {
 		t.Helper()
@@ -157,6 +182,8 @@ func TestEnforcement(t *testing.T) {
 	defer est.Close()
 	check("frontend-access", client, frontend, 80, false)
 	check("frontend-access", frontend, client, 80, true)
+	check("frontend-access IPv6", v6(backend), v6(frontend), 80, true)
+	check("frontend-access IPv6", v6(client), v6(frontend), 80, false)
 	check("frontend-access", client, nodeIP, 8080, true)
 
 	// The denied attempts were counted on frontend's drop counter.
@@ -174,6 +201,7 @@ func TestEnforcement(t *testing.T) {
 		t.Errorf("relabel: %s, want element changes only", st)
 	}
 	check("relabel", client, frontend, 80, true)
+	check("relabel IPv6", v6(client), v6(frontend), 80, true)
 
 	// default-deny-all: nothing new gets through, the established
 	// connection does, and so does the node.
@@ -181,6 +209,7 @@ func TestEnforcement(t *testing.T) {
 	apply()
 	check("default-deny-all", backend, frontend, 80, false)
 	check("default-deny-all", frontend, client, 80, false)
+	check("default-deny-all IPv6", v6(backend), v6(frontend), 80, false)
 	check("default-deny-all", client, nodeIP, 8080, false)
 	check("default-deny-all", nodeIP, frontend, 80, true)
 	if !echoes(est) {
