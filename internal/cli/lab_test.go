@@ -13,6 +13,9 @@ func TestMain(m *testing.M) {
 	// lab exec re-runs the test binary to enter a pod; lab up starts it
 	// again as the pod-serving daemon.
 	lab.MaybeNSExec()
+	if os.Getenv(churnEnv) != "" {
+		churnEnforcer()
+	}
 	if len(os.Args) > 2 && os.Args[1] == "lab" && os.Args[2] == "daemon" {
 		os.Exit(Main(os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	}
