@@ -221,3 +221,44 @@ func TestApplyReconcilesForeignState(t *testing.T) {
 		t.Errorf("Delete without a table: %v", err)
 	}
 }
+
+// TestApplyIntervalEdges changes ipBlocks whose ranges start at the first
+// address or run to the last (which has no interval-end element), one
+// incremental Apply at a time.
+func TestApplyIntervalEdges(t *testing.T) {
+	ns, en := newEnforcer(t)
+	ctx := context.Background()
+	e := seedEngine()
+	block := func(cidr string, except ...string) {
+		t.Helper()
+		b := &model.IPBlock{CIDR: prefix(cidr)}
+		for _, x := range except {
+			b.Except = append(b.Except, prefix(x))
+		}
+		e.UpsertPolicy(&model.Policy{Namespace: "default", Name: "blocks", Ingress: true,
+			IngressRules: []model.Rule{{Peers: []model.Peer{{IPBlock: b}}}}})
+		rs := Compile(e, "node-1", Options{})
+		st, err := en.Apply(ctx, rs)
+		if err != nil {
+			t.Fatalf("block %s except %v: %v", cidr, except, err)
+		}
+		kernelEquals(t, ns, rs)
+		back, err := Read("/run/netns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back.Live = false
+		if diff := cmp.Diff(rs.String(), back.String()); diff != "" {
+			t.Fatalf("block %s except %v (%s): read back differs:\n%s", cidr, except, st, diff)
+		}
+	}
+	block("0.0.0.0/0")
+	block("0.0.0.0/0", "10.0.0.0/8")
+	block("0.0.0.0/0", "0.0.0.0/8", "240.0.0.0/4")
+	block("0.0.0.0/0", "255.255.255.255/32")
+	block("255.255.255.255/32")
+	block("0.0.0.0/32")
+	block("0.0.0.0/1")
+	block("128.0.0.0/1")
+	block("0.0.0.0/0", "10.20.0.12/32")
+}
