@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/palisade-net/palisade/internal/lab/netns"
+	"golang.org/x/sys/unix"
+)
+
+// servers listens in the server pod's namespace: connPorts accept and
+// close at once; the stream port reads until EOF and answers with the
+// byte count.
+type servers struct {
+	lns []net.Listener
+	wg  sync.WaitGroup
+}
+
+func startServers(nsPath string, connPorts []int, streamPort int) (*servers, error) {
+	s := &servers{}
+	err := netns.Do(nsPath, func() error {
+		for _, p := range append(append([]int(nil), connPorts...), streamPort) {
+			ln, err := net.Listen("tcp4", fmt.Sprintf(":%d", p))
+			if err != nil {
+				return err
+			}
+			s.lns = append(s.lns, ln)
+		}
+		return nil
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	for i, ln := range s.lns {
+		stream := i == len(s.lns)-1
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					continue // aborted by the client's reset before accept
+				}
+				if !stream {
+					c.Close()
+					continue
+				}
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(time.Minute))
+					n, _ := io.CopyBuffer(io.Discard, c, make([]byte, 256<<10))
+					var b [8]byte
+					binary.BigEndian.PutUint64(b[:], uint64(n))
+					c.Write(b[:])
+				}()
+			}
+		}()
+	}
+	return s, nil
+}
+
+func (s *servers) close() {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	s.wg.Wait()
+}
+
+// connectOnce makes one connection from the namespace at nsPath, with a
+// timeout, and reports whether it was established.
+func connectOnce(nsPath string, to netip.Addr, port int, timeout time.Duration) (bool, error) {
+	var ok bool
+	err := netns.Do(nsPath, func() error {
+		fd, err := dialFD(to, port, timeout)
+		if err == nil {
+			unix.Close(fd)
+			ok = true
+		}
+		return nil
+	})
+	return ok, err
+}
+
+// dialFD connects a socket with SO_LINGER 0 (close sends a reset, so no
+// TIME_WAIT piles up on the client's ports), waiting at most timeout. The
+// connect is non-blocking and polled, so that the Go runtime's signals
+// (EINTR) cannot break it.
+func dialFD(to netip.Addr, port int, timeout time.Duration) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return -1, err
+	}
+	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: to.As4()})
+	if err == unix.EINPROGRESS {
+		deadline := time.Now().Add(timeout)
+		for {
+			left := time.Until(deadline)
+			if left <= 0 {
+				err = unix.ETIMEDOUT
+				break
+			}
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+			n, perr := unix.Poll(pfd, int(left/time.Millisecond)+1)
+			if perr == unix.EINTR {
+				continue
+			}
+			if perr != nil {
+				err = perr
+				break
+			}
+			if n == 0 {
+				continue
+			}
+			soerr, gerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			switch {
+			case gerr != nil:
+				err = gerr
+			case soerr != 0:
+				err = unix.Errno(soerr)
+			default:
+				err = nil
+			}
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// connRate runs connect + close in a loop on one thread inside the client's
+// namespace for dur (at most maxConns connections) and returns connections
+// per second. Any failed connection fails the run.
+func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur time.Duration, maxConns int) (float64, error) {
+	var rate float64
+	err := netns.Do(nsPath, func() error {
+		start := time.Now()
+		deadline := start.Add(dur)
+		n := 0
+		for n < maxConns {
+			if n%256 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+				break
+			}
+			fd, err := dialFD(to, port, time.Second)
+			if err != nil {
+				return fmt.Errorf("connection %d to %s:%d: %w", n, to, port, err)
+			}
+			unix.Close(fd)
+			n++
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rate = float64(n) / time.Since(start).Seconds()
+		return nil
+	})
+	return rate, err
+}
+
+// throughput sends for dur (at most maxBytes) over one TCP connection from
+// the client's namespace and returns the received rate in Gbit/s, counted
+// by the receiver.
+func throughput(ctx context.Context, nsPath string, to netip.Addr, port int, dur time.Duration, maxBytes int64) (float64, error) {
+	var conn net.Conn
+	err := netns.Do(nsPath, func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp4", netip.AddrPortFrom(to, uint16(port)).String(), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(dur + 30*time.Second))
+	buf := make([]byte, 128<<10)
+	start := time.Now()
+	deadline := start.Add(dur)
+	var sent int64
+	for sent < maxBytes && ctx.Err() == nil && time.Now().Before(deadline) {
+		n, err := conn.Write(buf)
+		sent += int64(n)
+		if err != nil {
+			return 0, err
+		}
+	}
+	conn.(*net.TCPConn).CloseWrite()
+	var b [8]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil {
+		return 0, fmt.Errorf("reading the receiver's count: %w", err)
+	}
+	got := binary.BigEndian.Uint64(b[:])
+	if int64(got) != sent {
+		return 0, fmt.Errorf("sent %d bytes, received %d", sent, got)
+	}
+	return float64(got) * 8 / time.Since(start).Seconds() / 1e9, nil
+}

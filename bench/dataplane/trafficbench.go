@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/palisade-net/palisade/internal/dataplane"
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/lab"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+const (
+	deniedPort = 8081 // listened on, allowed by no policy
+	streamPort = 5201
+)
+
+var configs = []string{"a:none", "b:baseline", "c:palisade"}
+
+const baselineTable = "palisadebase"
+
+func benchTraffic(ctx context.Context) error {
+	client, server := realPods()
+	gen := genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
+		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide}
+
+	// The lab holds only the two real pods.
+	labC := model.NewCluster()
+	for _, p := range []*model.Pod{client, server} {
+		labC.EnsureNamespace(p.Namespace)
+		labC.Pods[p.Key()] = p
+	}
+	t0 := time.Now()
+	l, err := lab.Up(ctx, labName, labC, lab.Options{Nodes: 2})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("lab up in %s\n", time.Since(t0).Round(time.Millisecond))
+	live := l.Cluster()
+	client, server = live.Pods[client.Key()], live.Pods[server.Key()]
+	cIP, _ := client.IP(netip.Addr{})
+	sIP, _ := server.IP(netip.Addr{})
+	cNS, err := l.PodNetNS(client.Key())
+	if err != nil {
+		return err
+	}
+	sNS, err := l.PodNetNS(server.Key())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("client %s %s on %s, server %s %s on %s\n", client.Key(), cIP, client.Node, server.Key(), sIP, server.Node)
+
+	// The engine: the synthetic cluster, the lab's nodes and real pods, and
+	// the policies that isolate the real pods.
+	t0 = time.Now()
+	c := genCluster(gen)
+	for n, node := range live.Nodes {
+		c.Nodes[n] = node
+	}
+	c.Pods[client.Key()], c.Pods[server.Key()] = client, server
+	for _, p := range benchPolicies() {
+		c.Policies[p.Key()] = p
+	}
+	genT := time.Since(t0)
+	t0 = time.Now()
+	e := engine.FromCluster(c)
+	fmt.Printf("cluster: %d pods, %d namespaces, %d policies (generated in %s, FromCluster %s)\n",
+		len(c.Pods), len(c.Namespaces), len(c.Policies), genT.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
+
+	// The probe connection must be allowed, by the bench policies' rules.
+	conn := engine.Conn{From: engine.Endpoint{Pod: client, IP: cIP}, To: engine.Endpoint{Pod: server, IP: sIP}, Protocol: model.TCP, Port: 8080}
+	v := e.Explain(conn)
+	if !v.Allowed || v.Egress.By == nil || v.Ingress.By == nil ||
+		!strings.HasPrefix(v.Egress.By.Policy.Name, "zz-") || !strings.HasPrefix(v.Ingress.By.Policy.Name, "zz-") {
+		return fmt.Errorf("probe connection: engine verdict %+v, want allowed by the zz-bench policies", v)
+	}
+	conn.Port = deniedPort
+	if e.Allowed(conn) {
+		return fmt.Errorf("port %d: engine allows it, want denied", deniedPort)
+	}
+	fmt.Printf("engine: %s -> %s:8080 allowed by egress %s[%d] (%d isolating policies) and ingress %s[%d] (%d isolating policies); :%d denied\n",
+		client.Key(), server.Key(), v.Egress.By.Policy, v.Egress.By.Index, len(v.Egress.Isolating),
+		v.Ingress.By.Policy, v.Ingress.By.Index, len(v.Ingress.Isolating), deniedPort)
+
+	nodes := []string{client.Node, server.Node}
+	rs := map[string]*dataplane.Ruleset{}
+	for _, n := range nodes {
+		t0 = time.Now()
+		rs[n] = dataplane.Compile(e, n, dataplane.Options{})
+		fmt.Printf("%s table: %s; Compile %s\n", n, describe(rs[n]), time.Since(t0).Round(time.Millisecond))
+	}
+	fmt.Println(chainWalk(rs[client.Node], cIP, dataplane.IPv4, "egress", "zz-bench-egress-api"))
+	fmt.Println(chainWalk(rs[server.Node], sIP, dataplane.IPv4, "ingress", "zz-bench-ingress-web"))
+
+	enf := map[string]*dataplane.Enforcer{}
+	for _, n := range nodes {
+		en, err := dataplane.New(l.NodeNetNS(n))
+		if err != nil {
+			return err
+		}
+		defer en.Close()
+		enf[n] = en
+	}
+	// Two ways to switch configurations. "dormant" (default): Palisade's
+	// table and the baseline (table inet palisadebase, same content as the
+	// targets' baseline, another name so both can stay loaded) are loaded
+	// once in each node; a switch toggles the tables' dormant flag, which
+	// unhooks a table's base chains and keeps its content, so switches
+	// take milliseconds and runs can interleave finely. "reload": the
+	// baseline is table inet palisade itself; each switch deletes the
+	// table and loads the configuration's (a full Apply for c).
+	reload := *flagSwitch == "reload"
+	setConfig := func(cfg string) (time.Duration, error) {
+		t0 := time.Now()
+		for _, n := range nodes {
+			path := l.NodeNetNS(n)
+			if !reload {
+				if err := setDormant(path, baselineTable, cfg != "b:baseline"); err != nil {
+					return 0, err
+				}
+				if err := setDormant(path, dataplane.TableName, cfg != "c:palisade"); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			if err := enf[n].Delete(ctx); err != nil {
+				return 0, err
+			}
+			switch cfg {
+			case "b:baseline":
+				if err := installBaseline(path, dataplane.TableName); err != nil {
+					return 0, err
+				}
+			case "c:palisade":
+				if _, err := enf[n].Apply(ctx, rs[n]); err != nil {
+					return 0, err
+				}
+			}
+		}
+		return time.Since(t0), nil
+	}
+	if !reload {
+		for _, n := range nodes {
+			st, err := enf[n].Apply(ctx, rs[n])
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s: first Apply (full load) %s\n", n, st)
+			if err := installBaseline(l.NodeNetNS(n), baselineTable); err != nil {
+				return err
+			}
+		}
+	}
+
+	srv, err := startServers(sNS, []int{8080, deniedPort}, streamPort)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+
+	// Sanity: in a and b both ports connect; in c only 8080 does.
+	for _, cfg := range []string{"c:palisade", "a:none", "b:baseline", "c:palisade"} {
+		d, err := setConfig(cfg)
+		if err != nil {
+			return err
+		}
+		ok1, err1 := connectOnce(cNS, sIP, 8080, time.Second)
+		ok2, err2 := connectOnce(cNS, sIP, deniedPort, 500*time.Millisecond)
+		if err1 != nil || err2 != nil {
+			return fmt.Errorf("probe: %v %v", err1, err2)
+		}
+		want2 := cfg != "c:palisade"
+		fmt.Printf("sanity %s (set in %s): :8080 connects=%v, :%d connects=%v\n", cfg, d.Round(time.Millisecond), ok1, deniedPort, ok2)
+		if !ok1 || ok2 != want2 {
+			return fmt.Errorf("sanity %s: :8080 %v, :%d %v (want %v)", cfg, ok1, deniedPort, ok2, want2)
+		}
+	}
+
+	// Interleaved rounds; the order rotates so no configuration always
+	// follows the same one.
+	cps := map[string][]float64{}
+	tput := map[string][]float64{}
+	var loadC []float64
+	for r := 0; r < *flagRounds; r++ {
+		for k := range configs {
+			cfg := configs[(r+k)%len(configs)]
+			d, err := setConfig(cfg)
+			if err != nil {
+				return err
+			}
+			if cfg == "c:palisade" || !reload {
+				loadC = append(loadC, ms(d))
+			}
+			time.Sleep(200 * time.Millisecond)
+			rate, err := connRate(ctx, cNS, sIP, 8080, *flagConnDur, 2_000_000)
+			if err != nil {
+				return fmt.Errorf("round %d %s: %w", r, cfg, err)
+			}
+			g, err := throughput(ctx, cNS, sIP, streamPort, *flagTputDur, 64<<30)
+			if err != nil {
+				return fmt.Errorf("round %d %s throughput: %w", r, cfg, err)
+			}
+			cps[cfg] = append(cps[cfg], rate)
+			tput[cfg] = append(tput[cfg], g)
+			fmt.Printf("round %d %-11s %8.0f conn/s  %6.2f Gbit/s\n", r, cfg, rate, g)
+		}
+	}
+	if _, err := setConfig("a:none"); err != nil {
+		return err
+	}
+	report("new TCP connections per second (connect + reset-close, one thread)", "conn/s", cps)
+	report("TCP throughput, one stream", "Gbit/s", tput)
+	if reload {
+		fmt.Printf("switching to c (both nodes: delete + full Apply): %s ms\n", fmtSummary(summarize(loadC)))
+	} else {
+		fmt.Printf("switching (dormant flags of both tables, both nodes): %s ms\n", fmtSummary(summarize(loadC)))
+	}
+	return nil
+}
+
+func fmtSummary(s summary) string {
+	return fmt.Sprintf("median %.4g (min %.4g, max %.4g, IQR %.1f%% of median, n=%d)", s.Median, s.Min, s.Max, s.iqrPct(), s.N)
+}
+
+// report prints each configuration and the ratios c/b, c/a and b/a, both
+// as ratios of medians and as the median (and range) of the per-round
+// ratios (each round ran the three back to back).
+func report(title, unit string, xs map[string][]float64) {
+	fmt.Printf("\n%s, %s:\n", title, unit)
+	for _, cfg := range configs {
+		fmt.Printf("  %-11s %s\n", cfg, fmtSummary(summarize(xs[cfg])))
+	}
+	for _, p := range [][2]string{{"c:palisade", "b:baseline"}, {"c:palisade", "a:none"}, {"b:baseline", "a:none"}} {
+		num, den := xs[p[0]], xs[p[1]]
+		var rs []float64
+		for i := range min(len(num), len(den)) {
+			rs = append(rs, num[i]/den[i])
+		}
+		s := summarize(rs)
+		fmt.Printf("  %s / %s: ratio of medians %.3f; per-round ratios median %.3f (IQR %.3f–%.3f, min %.3f, max %.3f)\n",
+			p[0][:1], p[1][:1], summarize(num).Median/summarize(den).Median, s.Median, s.P25, s.P75, s.Min, s.Max)
+	}
+}
+
+// chainWalk describes the chain a pod's address dispatches to and where in
+// it the allowing policy's first rule is.
+func chainWalk(rs *dataplane.Ruleset, ip netip.Addr, fam dataplane.Family, dir, policy string) string {
+	var chain string
+	for _, s := range rs.Sets {
+		if s.Kind == dataplane.KindDispatch && s.Family == fam && strings.HasPrefix(s.Name, dir) {
+			for _, el := range s.Elems {
+				if el.Addr == ip {
+					chain = el.Jump
+				}
+			}
+		}
+	}
+	for _, c := range rs.Chains {
+		if c.Name != chain {
+			continue
+		}
+		first := -1
+		for i, r := range c.Rules {
+			if strings.Contains(r.Comment, policy) {
+				first = i
+				break
+			}
+		}
+		var sizes []string
+		if first >= 0 {
+			r := c.Rules[first]
+			for _, name := range []string{setOf(r.Addr), r.Named} {
+				for _, s := range rs.Sets {
+					if name != "" && s.Name == name {
+						sizes = append(sizes, fmt.Sprintf("%s: %d elements", s.Name, len(s.Elems)))
+					}
+				}
+			}
+		}
+		return fmt.Sprintf("%s %s chain %s: %d rules; %s allows at rule %d (%s)", ip, dir, chain, len(c.Rules), policy, first+1, strings.Join(sizes, ", "))
+	}
+	return fmt.Sprintf("%s: no %s chain", ip, dir)
+}
+
+func setOf(a *dataplane.AddrMatch) string {
+	if a == nil {
+		return ""
+	}
+	return a.Set
+}
