@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/lab"
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -94,7 +95,7 @@ func churnEnforcer() {
 }
 
 func TestEnforcerKilledUnderChurn(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	const name = "churntest"
 	_ = lab.Down(name)
 	t.Cleanup(func() {

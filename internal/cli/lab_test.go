@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/palisade-net/palisade/internal/fixture"
 	"os"
 	"strings"
 	"testing"
@@ -22,19 +23,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// requireRoot skips without root, but fails under CI=true: the lab tests
-// are the proof and must run there.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("lab tests need root (CI=true: not skipping)")
-	}
-	t.Skip("lab tests need root")
-}
-
 // labOf runs a lab verb against the lab called name.
 func labOf(t *testing.T, name string, args ...string) (int, string, string) {
 	t.Helper()
@@ -42,7 +30,7 @@ func labOf(t *testing.T, name string, args ...string) (int, string, string) {
 }
 
 func TestLabWalkthrough(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	const name = "clitest"
 	_ = lab.Down(name)
 	t.Cleanup(func() {
@@ -102,7 +90,7 @@ func TestLabWalkthrough(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	code, out, errOut := run(t, "", "demo")
 	if code != 0 || !strings.Contains(out, "Demo passed") {
 		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)

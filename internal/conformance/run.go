@@ -45,7 +45,7 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 		res.Failures = append(res.Failures, fmt.Sprintf(format, args...))
 	}
 	defer func() { res.Pass = len(res.Failures) == 0 }()
-	c := cloneCluster(sc.Cluster)
+	c := sc.Cluster.Clone()
 	e := engine.FromCluster(c)
 	if obs != nil {
 		res.Observed = &truth.Document{Scenario: sc.Name}
@@ -213,25 +213,4 @@ func apply(c *model.Cluster, e *engine.Engine, a Action) error {
 		}
 	}
 	return nil
-}
-
-// cloneCluster copies the maps of c (objects are replaced, never mutated).
-func cloneCluster(c *model.Cluster) *model.Cluster {
-	out := model.NewCluster()
-	for k, v := range c.Namespaces {
-		out.Namespaces[k] = v
-	}
-	for k, v := range c.Pods {
-		out.Pods[k] = v
-	}
-	for k, v := range c.Services {
-		out.Services[k] = v
-	}
-	for k, v := range c.Policies {
-		out.Policies[k] = v
-	}
-	for k, v := range c.Nodes {
-		out.Nodes[k] = v
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -15,18 +16,6 @@ import (
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
 )
-
-// requireRoot skips a kernel test without root, or fails it in CI.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("kernel test needs root (CI=true: failing instead of skipping)")
-	}
-	t.Skip("kernel test needs root and a kernel with nftables")
-}
 
 func requireTool(t testing.TB, name string) {
 	t.Helper()
@@ -42,7 +31,7 @@ func requireTool(t testing.TB, name string) {
 // and returns its name and path.
 func newNetns(t testing.TB) (name, path string) {
 	t.Helper()
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	requireTool(t, "ip")
 	b := make([]byte, 4)
 	rand.Read(b)

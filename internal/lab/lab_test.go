@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -36,19 +37,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// requireRoot skips t without root, or fails it when CI=true (CI must run
-// the kernel tests, not skip them).
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("lab tests need root (CI=true: not skipping)")
-	}
-	t.Skip("lab tests need root")
 }
 
 // testLab builds a lab with a fresh name, removed when the test ends.
@@ -128,7 +116,7 @@ func execOut(t *testing.T, l *Lab, pod model.Key, argv ...string) (string, int) 
 }
 
 func TestSeedLab(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	start := time.Now()
 	l := testLab(t, seedCluster(), 2)
 	srv, err := l.StartServers()
@@ -406,7 +394,7 @@ func assertGone(t *testing.T, name string) {
 // TestDownAfterCrash builds a lab served by a daemon process, forgets it
 // without any cleanup and removes it by name alone.
 func TestDownAfterCrash(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	c := model.NewCluster()
 	web := &model.Pod{Namespace: "x", Name: "a", Images: []string{"docker.io/library/nginx:1.27"}}
 	cl := &model.Pod{Namespace: "x", Name: "b"}
@@ -470,7 +458,7 @@ func TestDownAfterCrash(t *testing.T) {
 // pods with fixed IPs serving 80 and 81 on TCP, UDP and SCTP) on one node,
 // and probes all 81 pairs at once, as the conformance runner does.
 func TestStandardCluster(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	c := model.NewCluster()
 	for i, ns := range []string{"x", "y", "z"} {
 		c.EnsureNamespace(ns).Labels["ns"] = ns
@@ -521,7 +509,7 @@ func TestStandardCluster(t *testing.T) {
 
 // TestUpFailureCleansUp: a lab that cannot be built leaves nothing behind.
 func TestUpFailureCleansUp(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	c := model.NewCluster()
 	same := []netip.Addr{netip.MustParseAddr("10.20.0.5")}
 	c.Pods[key("a")] = &model.Pod{Namespace: "default", Name: "a", IPs: same}

@@ -32,16 +32,7 @@ func NewObserver(name string, nodes int) *Observer {
 // placeFreely drops the scenario's node names so that the lab spreads pods
 // over all its nodes and cross-node paths are exercised.
 func placeFreely(c *model.Cluster) *model.Cluster {
-	out := model.NewCluster()
-	for k, v := range c.Namespaces {
-		out.Namespaces[k] = v
-	}
-	for k, v := range c.Services {
-		out.Services[k] = v
-	}
-	for k, v := range c.Policies {
-		out.Policies[k] = v
-	}
+	out := c.Clone()
 	for k, p := range c.Pods {
 		cp := *p
 		cp.Node = ""
@@ -80,6 +71,11 @@ func (o *Observer) Sync(ctx context.Context, c *model.Cluster) error {
 // Probe connects every ordered pair of pods to the destination's IPv4
 // address. SCTP is reported as skipped: the lab cannot probe it.
 func (o *Observer) Probe(ctx context.Context, pods []*model.Pod, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
+	return o.ProbeLab(ctx, o.lab, pods, port, proto)
+}
+
+// ProbeLab probes every ordered pair of pods of l, as Probe does.
+func (o *Observer) ProbeLab(ctx context.Context, l *Lab, pods []*model.Pod, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
 	if proto == model.SCTP {
 		return nil, true, nil
 	}
@@ -103,7 +99,7 @@ func (o *Observer) Probe(ctx context.Context, pods []*model.Pod, port uint16, pr
 		}
 	}
 	var errs []error
-	for _, r := range o.lab.ProbeAll(ctx, reqs, o.Timeout, len(reqs)) {
+	for _, r := range l.ProbeAll(ctx, reqs, o.Timeout, min(len(reqs), 128)) {
 		if r.Err != nil {
 			errs = append(errs, r.Err)
 			continue

@@ -455,3 +455,25 @@ func (sp ServicePort) TargetPortOn(p *Pod) (uint16, bool) {
 	}
 	return p.NamedPort(sp.TargetPortName, sp.Protocol)
 }
+
+// Clone returns a copy of c's maps; the objects are shared, since they are
+// replaced, never changed in place.
+func (c *Cluster) Clone() *Cluster {
+	out := NewCluster()
+	for k, v := range c.Namespaces {
+		out.Namespaces[k] = v
+	}
+	for k, v := range c.Pods {
+		out.Pods[k] = v
+	}
+	for k, v := range c.Services {
+		out.Services[k] = v
+	}
+	for k, v := range c.Policies {
+		out.Policies[k] = v
+	}
+	for k, v := range c.Nodes {
+		out.Nodes[k] = v
+	}
+	return out
+}

@@ -2,6 +2,7 @@ package netns
 
 import (
 	"fmt"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"net"
 	"os"
 	"os/exec"
@@ -11,21 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// requireRoot skips t without root, or fails it when CI=true (CI must run
-// the kernel tests, not skip them).
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("network namespace tests need root (CI=true: not skipping)")
-	}
-	t.Skip("network namespace tests need root")
-}
-
 func TestCreateDoDelete(t *testing.T) {
-	requireRoot(t)
+	fixture.RequireRoot(t)
 	name := fmt.Sprintf("palisade-nstest-%d", os.Getpid())
 	path, err := Create(name)
 	if err != nil {
