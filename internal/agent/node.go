@@ -1,7 +1,14 @@
 // Package agent runs enforcement for nodes: it turns the engine's IR into
 // each node's nftables ruleset and applies it through the dataplane. The
-// lab drives it from its manifest store; the Kubernetes agent will drive it
-// from informers. Either way, the same code programs the kernel.
+// lab drives a Node from its manifest store; the Kubernetes node daemon
+// (palisade agent) runs an Agent: the reconcile loop that takes events
+// from a Source (informers, in internal/kube), applies them to the engine,
+// syncs the kernel in coalesced transactions, and serves metrics, deny
+// logs and conntrack cleanup. Either way, the same code programs the
+// kernel.
+//
+// agent imports model, engine and dataplane, and netlink for NFLOG and
+// conntrack; never client-go (internal/kube adapts the API to a Source).
 package agent
 
 import (
@@ -15,9 +22,10 @@ import (
 // Node enforces policy for the pods of one node, in the network namespace
 // where that node forwards their traffic. It is not safe for concurrent use.
 type Node struct {
-	name string
-	opts dataplane.Options
-	enf  *dataplane.Enforcer
+	name  string
+	netns string
+	opts  dataplane.Options
+	enf   *dataplane.Enforcer
 }
 
 // NewNode returns the enforcer of node, programming the nftables of the
@@ -27,7 +35,7 @@ func NewNode(name, netnsPath string, opts dataplane.Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", name, err)
 	}
-	return &Node{name: name, opts: opts, enf: enf}, nil
+	return &Node{name: name, netns: netnsPath, opts: opts, enf: enf}, nil
 }
 
 // Name returns the node's name.
@@ -43,6 +51,28 @@ func (n *Node) Sync(ctx context.Context, e *engine.Engine) (dataplane.Stats, err
 	}
 	return st, nil
 }
+
+// Compile returns the node's ruleset for the state of e. It only reads e.
+func (n *Node) Compile(e *engine.Engine) *dataplane.Ruleset {
+	return dataplane.Compile(e, n.name, n.opts)
+}
+
+// Apply makes the kernel's table equal to rs in one transaction (see
+// dataplane.Enforcer.Apply).
+func (n *Node) Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.Stats, error) {
+	st, err := n.enf.Apply(ctx, rs)
+	if err != nil {
+		return st, fmt.Errorf("node %s: %w", n.name, err)
+	}
+	return st, nil
+}
+
+// Read reads the node's table back from the kernel, with live counters.
+func (n *Node) Read() (*dataplane.Ruleset, error) { return dataplane.Read(n.netns) }
+
+// NetNS returns the path of the node's network namespace ("" for the
+// current one).
+func (n *Node) NetNS() string { return n.netns }
 
 // Ruleset returns what the last successful Sync put in the kernel.
 func (n *Node) Ruleset() *dataplane.Ruleset { return n.enf.Last() }

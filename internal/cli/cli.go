@@ -56,6 +56,7 @@ func commands() []command {
 		{"conformance", "run conformance scenarios (conformance run …)", runConformance},
 		{"lab", "a cluster's network on this host, enforced for real (lab up|apply|exec|…)", runLab},
 		{"demo", "the seed article's walkthrough in the lab, checked step by step", runDemo},
+		{"agent", "the node daemon: enforce the cluster's NetworkPolicies for one node", runAgent},
 	}
 }
 

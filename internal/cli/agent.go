@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/palisade-net/palisade/internal/agent"
+	"github.com/palisade-net/palisade/internal/dataplane"
+	"github.com/palisade-net/palisade/internal/kube"
+)
+
+// runAgent is the node daemon: it enforces every NetworkPolicy of the
+// cluster for the pods of one node, until SIGTERM or SIGINT (the rules
+// stay in place), or removes Palisade's table with --cleanup.
+func runAgent(s Streams, args []string) error {
+	fs := newFlags("agent", s)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `FILE` (default: in-cluster configuration)")
+	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "this node's `NAME` (default $NODE_NAME)")
+	netnsPath := fs.String("netns", "", "enforce in the network namespace at `PATH` (default: the current one)")
+	metricsAddr := fs.String("metrics-addr", ":9484", "serve /metrics, /healthz and /readyz on `ADDR` (\"\" to disable)")
+	logDenied := fs.Bool("log-denied", false, "log every denied new connection (NFLOG, rate-limited in the kernel)")
+	terminate := fs.Bool("terminate-denied", false, "after a policy change, delete established conntrack flows that policy now denies")
+	cleanup := fs.Bool("cleanup", false, "remove Palisade's table from the node and exit")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return badInputf("agent takes no arguments, got %q", pos)
+	}
+	log := slog.New(slog.NewJSONHandler(s.Err, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	if *cleanup {
+		node, err := agent.NewNode(*nodeName, *netnsPath, dataplane.Options{})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		if err := node.Remove(ctx); err != nil {
+			return err
+		}
+		log.Info("removed table inet "+dataplane.TableName, "netns", *netnsPath)
+		return nil
+	}
+	if *nodeName == "" {
+		return badInputf("agent: --node-name (or $NODE_NAME) is required")
+	}
+
+	opts := dataplane.Options{}
+	if *logDenied {
+		opts = dataplane.Options{LogDrops: true, LogGroup: agent.DenyLogGroup, LogRate: agent.DenyLogRate}
+	}
+	node, err := agent.NewNode(*nodeName, *netnsPath, opts)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+
+	kube.RouteKlog(log)
+	client, err := kube.NewClient(*kubeconfig, "palisade-agent/"+*nodeName)
+	if err != nil {
+		return err
+	}
+	src := kube.NewSource(client, kube.SourceOptions{NodeName: *nodeName, Logger: log})
+	aopts := agent.Options{NodeName: *nodeName, Logger: log}
+	if *logDenied {
+		nf, err := agent.OpenNFLOG(*netnsPath, agent.DenyLogGroup)
+		if err != nil {
+			return fmt.Errorf("--log-denied: %w", err)
+		}
+		aopts.DenyLog = nf // closed by Run
+	}
+	if *terminate {
+		ct, err := agent.OpenConntrack(*netnsPath)
+		if err != nil {
+			return fmt.Errorf("--terminate-denied: %w", err)
+		}
+		defer ct.Close()
+		aopts.Flows = ct
+	}
+	a := agent.New(src, node, aopts)
+
+	var srv *http.Server
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server", "error", err.Error())
+			}
+		}()
+		log.Info("serving metrics and health", "addr", ln.Addr().String())
+	}
+	err = a.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("agent stopped; the rules stay in place", "node", *nodeName)
+	return nil
+}
