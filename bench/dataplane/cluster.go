@@ -79,6 +79,12 @@ func genCluster(g genSpec) *model.Cluster {
 		node := fmt.Sprintf("syn-%d", i%synNodes)
 		if perNS > 0 && j/perNS < len(g.LocalNodes) {
 			node = g.LocalNodes[j/perNS]
+		} else if perNS == 0 && g.Local > 0 {
+			// Fewer local pods than namespaces: a permutation of the pods
+			// (7919 is prime) scatters them over namespaces and apps.
+			if h := (i * 7919) % g.Pods; h < g.Local*len(g.LocalNodes) {
+				node = g.LocalNodes[h/g.Local]
+			}
 		}
 		// Addresses scatter as in a real cluster (not in label order, so
 		// that peer sets do not collapse into a few ranges): an odd

@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,20 +31,22 @@ const (
 )
 
 var (
-	flagBench    = flag.String("bench", "traffic,change,mem", "comma-separated: traffic (conn/s and throughput), change, mem")
-	flagRounds   = flag.Int("rounds", 9, "traffic: rounds; each runs configurations a, b, c once, in rotating order")
-	flagConnDur  = flag.Duration("conn-dur", 2*time.Second, "traffic: duration of one connection-rate run")
-	flagTputDur  = flag.Duration("tput-dur", 2*time.Second, "traffic: duration of one throughput run")
-	flagPods     = flag.Int("pods", 100000, "traffic: synthetic pods")
-	flagNS       = flag.Int("namespaces", 1000, "traffic: namespaces")
-	flagPolicies = flag.Int("policies", 10000, "traffic: synthetic policies")
-	flagLocal    = flag.Int("local", 10000, "traffic: synthetic pods on each lab node")
-	flagSwitch   = flag.String("switch", "dormant", "traffic: how to switch configurations: dormant (toggle loaded tables) or reload")
-	flagWide     = flag.Bool("wide", false, "use the engine benchmark's cluster-wide peer selectors (huge per-rule sets)")
-	flagChanges  = flag.Int("changes", 200, "change: policy changes per scale")
-	flagChangeT  = flag.Duration("change-time", 3*time.Minute, "change: time limit per scale")
-	flagScales   = flag.String("scales", "1k,10k,10k-local", "change: scales (1k, 10k, 10k-local, 100k-local)")
-	flagMemReps  = flag.Int("mem-reps", 5, "mem: loads per scale")
+	flagBench      = flag.String("bench", "traffic,change,mem", "comma-separated: traffic (conn/s and throughput), change, mem")
+	flagRounds     = flag.Int("rounds", 40, "traffic: rounds; each runs configurations a, b, c once, in rotating order")
+	flagConnDur    = flag.Duration("conn-dur", 500*time.Millisecond, "traffic: duration of one connection-rate run")
+	flagTputDur    = flag.Duration("tput-dur", 500*time.Millisecond, "traffic: duration of one throughput run")
+	flagPods       = flag.Int("pods", 100000, "traffic: synthetic pods")
+	flagNS         = flag.Int("namespaces", 1000, "traffic: namespaces")
+	flagPolicies   = flag.Int("policies", 10000, "traffic: synthetic policies")
+	flagLocal      = flag.Int("local", 10000, "traffic: synthetic pods on each lab node")
+	flagSwitch     = flag.String("switch", "dormant", "traffic: how to switch configurations: dormant (toggle loaded tables) or reload")
+	flagWide       = flag.Bool("wide", false, "use the engine benchmark's cluster-wide peer selectors (huge per-rule sets)")
+	flagChanges    = flag.Int("changes", 200, "change: policy changes per scale")
+	flagChangeT    = flag.Duration("change-time", 3*time.Minute, "change: time limit per scale")
+	flagScales     = flag.String("scales", "1k,10k,10k-local", "change: scales (1k, 10k, 10k-local, 100k-local)")
+	flagMemReps    = flag.Int("mem-reps", 5, "mem: loads per scale")
+	flagMemTraffic = flag.Bool("mem-traffic", false, "mem: also load the traffic benchmark's node table (minutes per load)")
+	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
 
 func main() {
@@ -51,6 +54,14 @@ func main() {
 	log.SetFlags(log.Ltime | log.Lmicroseconds)
 	if os.Geteuid() != 0 {
 		log.Fatal("needs root (network namespaces, nftables)")
+	}
+	if *flagCPUProf != "" {
+		f, err := os.Create(*flagCPUProf)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := 0
@@ -63,10 +74,11 @@ func main() {
 			code = 1
 		}
 	}()
-	stop()
 	if ctx.Err() != nil {
 		code = 130
 	}
+	stop()
+	pprof.StopCPUProfile()
 	os.Exit(code)
 }
 

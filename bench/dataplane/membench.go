@@ -15,17 +15,15 @@ import (
 // /proc/meminfo before and after each load (the machine is shared, so
 // the loads repeat and the median is the figure).
 func benchMem(ctx context.Context) error {
-	type memCase struct {
-		name string
-		c    *model.Cluster
-		node string
-	}
 	var cases []memCase
 	for _, name := range splitList(*flagScales) {
 		sc := allScales[name]
 		cases = append(cases, memCase{name, scaleCluster(sc), benchNode})
 	}
-	// The traffic benchmark's node table.
+	if !*flagMemTraffic {
+		return memCases(ctx, cases)
+	}
+	// The traffic benchmark's node table (a load takes minutes).
 	tc := genCluster(genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
 		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide})
 	client, server := realPods()
@@ -36,7 +34,16 @@ func benchMem(ctx context.Context) error {
 		tc.Policies[p.Key()] = p
 	}
 	cases = append(cases, memCase{"traffic-node1", tc, "node1"})
+	return memCases(ctx, cases)
+}
 
+type memCase struct {
+	name string
+	c    *model.Cluster
+	node string
+}
+
+func memCases(ctx context.Context, cases []memCase) error {
 	for _, mc := range cases {
 		rs := dataplane.Compile(engine.FromCluster(mc.c), mc.node, dataplane.Options{})
 		fmt.Printf("\n== kernel memory, %s: %s\n", mc.name, describe(rs))

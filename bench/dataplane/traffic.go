@@ -146,31 +146,38 @@ func dialFD(to netip.Addr, port int, timeout time.Duration) (int, error) {
 
 // connRate runs connect + close in a loop on one thread inside the client's
 // namespace for dur (at most maxConns connections) and returns connections
-// per second. Any failed connection fails the run.
-func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur time.Duration, maxConns int) (float64, error) {
+// per second and how many connections failed (a SYN lost to an overflowing
+// accept queue on this busy machine waits for the retransmission; the
+// connect timeout of 3 s covers two). More than 1% failed fails the run.
+func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur time.Duration, maxConns int) (float64, int, error) {
 	var rate float64
+	var failed int
 	err := netns.Do(nsPath, func() error {
 		start := time.Now()
 		deadline := start.Add(dur)
 		n := 0
 		for n < maxConns {
-			if n%256 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
+			if n%64 == 0 && (ctx.Err() != nil || time.Now().After(deadline)) {
 				break
 			}
-			fd, err := dialFD(to, port, time.Second)
+			fd, err := dialFD(to, port, 3*time.Second)
+			n++
 			if err != nil {
-				return fmt.Errorf("connection %d to %s:%d: %w", n, to, port, err)
+				failed++
+				if failed > 10 && failed*100 > n {
+					return fmt.Errorf("%d of %d connections to %s:%d failed, last: %w", failed, n, to, port, err)
+				}
+				continue
 			}
 			unix.Close(fd)
-			n++
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rate = float64(n) / time.Since(start).Seconds()
+		rate = float64(n-failed) / time.Since(start).Seconds()
 		return nil
 	})
-	return rate, err
+	return rate, failed, err
 }
 
 // throughput sends for dur (at most maxBytes) over one TCP connection from
@@ -209,4 +216,11 @@ func throughput(ctx context.Context, nsPath string, to netip.Addr, port int, dur
 		return 0, fmt.Errorf("sent %d bytes, received %d", sent, got)
 	}
 	return float64(got) * 8 / time.Since(start).Seconds() / 1e9, nil
+}
+
+// cpuTime returns this process's user + system CPU time.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -144,11 +144,16 @@ func benchTraffic(ctx context.Context) error {
 	}
 	if !reload {
 		for _, n := range nodes {
+			before, _ := meminfo()
 			st, err := enf[n].Apply(ctx, rs[n])
 			if err != nil {
 				return err
 			}
-			fmt.Printf("%s: first Apply (full load) %s\n", n, st)
+			time.Sleep(time.Second)
+			after, _ := meminfo()
+			fmt.Printf("%s: first Apply (full load) %s; meminfo: Slab %+.1f MiB, VmallocUsed %+.1f MiB, MemAvailable %+.1f MiB\n", n, st,
+				float64(after["Slab"]-before["Slab"])/1024, float64(after["VmallocUsed"]-before["VmallocUsed"])/1024,
+				float64(after["MemAvailable"]-before["MemAvailable"])/1024)
 			if err := installBaseline(l.NodeNetNS(n), baselineTable); err != nil {
 				return err
 			}
@@ -179,40 +184,64 @@ func benchTraffic(ctx context.Context) error {
 		}
 	}
 
-	// Interleaved rounds; the order rotates so no configuration always
-	// follows the same one.
+	// Interleaved rounds, connections then throughput; the order rotates
+	// so no configuration always follows the same one. Short runs keep
+	// the three of a round within a second or two of each other, so the
+	// per-round ratios see the same load from the machine's other jobs.
+	// Besides wall time, each run records this process's CPU time (user +
+	// system: the client, the server and the softirq work done in their
+	// context, which for veth forwarding is nearly all of the path), a
+	// measure the other jobs disturb much less.
 	cps := map[string][]float64{}
+	cpuConn := map[string][]float64{}
 	tput := map[string][]float64{}
+	cpuByte := map[string][]float64{}
 	var loadC []float64
-	for r := 0; r < *flagRounds; r++ {
-		for k := range configs {
-			cfg := configs[(r+k)%len(configs)]
-			d, err := setConfig(cfg)
-			if err != nil {
-				return err
-			}
-			if cfg == "c:palisade" || !reload {
+	fails := map[string]int{}
+	for phase := 0; phase < 2; phase++ {
+		for r := 0; r < *flagRounds; r++ {
+			for k := range configs {
+				cfg := configs[(r+k)%len(configs)]
+				d, err := setConfig(cfg)
+				if err != nil {
+					return err
+				}
 				loadC = append(loadC, ms(d))
+				time.Sleep(50 * time.Millisecond)
+				cpu0 := cpuTime()
+				if phase == 0 {
+					rate, failed, err := connRate(ctx, cNS, sIP, 8080, *flagConnDur, 2_000_000)
+					if err != nil {
+						return fmt.Errorf("round %d %s: %w", r, cfg, err)
+					}
+					cpu := cpuTime() - cpu0
+					conns := rate * flagConnDur.Seconds()
+					cps[cfg] = append(cps[cfg], rate)
+					cpuConn[cfg] = append(cpuConn[cfg], float64(cpu.Microseconds())/conns)
+					fails[cfg] += failed
+					fmt.Printf("round %d %-11s %8.0f conn/s  %6.2f CPU-µs/conn  (%d failed)\n", r, cfg, rate, float64(cpu.Microseconds())/conns, failed)
+				} else {
+					g, err := throughput(ctx, cNS, sIP, streamPort, *flagTputDur, 64<<30)
+					if err != nil {
+						return fmt.Errorf("round %d %s throughput: %w", r, cfg, err)
+					}
+					cpu := cpuTime() - cpu0
+					gib := g * flagTputDur.Seconds() / 8 * 1e9 / (1 << 30)
+					tput[cfg] = append(tput[cfg], g)
+					cpuByte[cfg] = append(cpuByte[cfg], cpu.Seconds()*1000/gib)
+					fmt.Printf("round %d %-11s %6.2f Gbit/s  %6.1f CPU-ms/GiB\n", r, cfg, g, cpu.Seconds()*1000/gib)
+				}
 			}
-			time.Sleep(200 * time.Millisecond)
-			rate, err := connRate(ctx, cNS, sIP, 8080, *flagConnDur, 2_000_000)
-			if err != nil {
-				return fmt.Errorf("round %d %s: %w", r, cfg, err)
-			}
-			g, err := throughput(ctx, cNS, sIP, streamPort, *flagTputDur, 64<<30)
-			if err != nil {
-				return fmt.Errorf("round %d %s throughput: %w", r, cfg, err)
-			}
-			cps[cfg] = append(cps[cfg], rate)
-			tput[cfg] = append(tput[cfg], g)
-			fmt.Printf("round %d %-11s %8.0f conn/s  %6.2f Gbit/s\n", r, cfg, rate, g)
 		}
 	}
 	if _, err := setConfig("a:none"); err != nil {
 		return err
 	}
-	report("new TCP connections per second (connect + reset-close, one thread)", "conn/s", cps)
-	report("TCP throughput, one stream", "Gbit/s", tput)
+	report("new TCP connections per second (connect + reset-close, one thread), wall", "conn/s", cps)
+	fmt.Printf("  failed connections (timed out after 3 s): a %d, b %d, c %d\n", fails["a:none"], fails["b:baseline"], fails["c:palisade"])
+	report("CPU time per new connection (client + server + softirq in their context)", "CPU-µs/conn", cpuConn)
+	report("TCP throughput, one stream, wall", "Gbit/s", tput)
+	report("CPU time per GiB sent", "CPU-ms/GiB", cpuByte)
 	if reload {
 		fmt.Printf("switching to c (both nodes: delete + full Apply): %s ms\n", fmtSummary(summarize(loadC)))
 	} else {
