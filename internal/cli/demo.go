@@ -30,6 +30,7 @@ type demo struct {
 func runDemo(s Streams, args []string) error {
 	fs := newFlags("demo", s)
 	keep := fs.Bool("keep", false, "leave the lab up afterwards (palisade lab --name demo …)")
+	kubeconfig := fs.String("kubeconfig", "", "run the walkthrough on this API server with the real kubectl (the lab plays the kubelet)")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -38,6 +39,9 @@ func runDemo(s Streams, args []string) error {
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		return badInputf("demo: the walkthrough runs the real curl in the pods: install curl (apt-get install curl)")
+	}
+	if *kubeconfig != "" {
+		return runKubeDemo(s, *kubeconfig, *keep)
 	}
 	ctx := context.Background()
 	if err := lab.Down(demoLab); err != nil {

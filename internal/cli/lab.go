@@ -42,7 +42,7 @@ Every verb takes --name (default "default") to pick the lab, and -n NS
 
 func runLab(s Streams, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(s.Out, labUsage)
+		fmt.Fprintln(s.Out, labUsage+labKubeUsage)
 		if len(args) == 0 {
 			return silentExit(2)
 		}
@@ -59,6 +59,9 @@ func runLab(s Streams, args []string) error {
 	}
 	if os.Geteuid() != 0 {
 		return badInputf("lab %s: the lab makes network namespaces and nftables tables: run as root", args[0])
+	}
+	if kv := kubeLabVerb(args[0], args[1:]); kv != nil { // kubelet mode: labkube.go
+		return kv(s, args[1:])
 	}
 	return verb(s, args[1:])
 }
