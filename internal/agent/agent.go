@@ -86,6 +86,10 @@ type Agent struct {
 	reconciled atomic.Bool
 	started    time.Time
 
+	// afterSync, when set (by tests), runs in the loop after every
+	// successful sync.
+	afterSync func()
+
 	stmu        sync.Mutex
 	syncErr     error
 	failingFrom time.Time
@@ -211,6 +215,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		dirty = false
+		if a.afterSync != nil {
+			a.afterSync()
+		}
 	}
 }
 

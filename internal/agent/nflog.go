@@ -150,6 +150,12 @@ func (n *NFLOG) Read() ([]LogRecord, error) {
 		}
 		return nil, err
 	}
+	return logRecords(msgs), nil
+}
+
+// logRecords returns the records of the NFULNL_MSG_PACKET messages in msgs
+// (after each one's struct nfgenmsg), skipping anything else.
+func logRecords(msgs []netlink.Message) []LogRecord {
 	var out []LogRecord
 	for _, m := range msgs {
 		if m.Header.Type != netlink.HeaderType(nfnlSubsysULOG<<8|nfulnlMsgPacket) || len(m.Data) < 4 {
@@ -159,7 +165,7 @@ func (n *NFLOG) Read() ([]LogRecord, error) {
 			out = append(out, rec)
 		}
 	}
-	return out, nil
+	return out
 }
 
 func parseLogAttrs(b []byte) (LogRecord, bool) {
