@@ -179,7 +179,11 @@ func labKubeUp(s Streams, args []string) error {
 		}
 		fmt.Fprintf(s.Out, "  agents authenticate as system:serviceaccount:%s:%s (%s)\n", lab.AgentNamespace, lab.AgentServiceAccount, ki.AgentKubeconfig)
 	}
-	fmt.Fprintf(s.Out, "try: kubectl --kubeconfig %s apply -f examples/seed/sample-app.yaml; palisade lab exec backend -- curl -s frontend-service; palisade lab down\n", ki.Kubeconfig)
+	named := ""
+	if lf.name != "default" {
+		named = " --name " + lf.name
+	}
+	fmt.Fprintf(s.Out, "try: kubectl --kubeconfig %s apply -f examples/seed/sample-app.yaml; palisade lab exec%s backend -- curl -s frontend-service; palisade lab down%s\n", ki.Kubeconfig, named, named)
 	return nil
 }
 
