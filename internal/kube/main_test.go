@@ -1,0 +1,220 @@
+package kube_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/palisade-net/palisade/internal/cli"
+)
+
+// cliEnv makes the test binary run the palisade CLI with its arguments
+// (the process-level agent test starts it so).
+const cliEnv = "PALISADE_KUBE_TEST_CLI"
+
+// TestMain runs the tests, then stops the API server if one of them
+// started it. A watcher process stops it too if this process dies
+// without getting there (a panic, a timeout, a kill).
+func TestMain(m *testing.M) {
+	if os.Getenv(cliEnv) == "1" {
+		os.Exit(cli.Main(os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	}
+	code := m.Run()
+	if err := stopAPIServer(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the API server:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// apiServer is the package's one kube-apiserver and etcd (hack/apiserver),
+// started by the first test that needs it.
+var apiServer struct {
+	once       sync.Once
+	mu         sync.Mutex
+	kubeconfig string
+	stateDir   string
+	skip       string // why there is none, when the binaries are missing
+	err        error
+}
+
+// server is a running API server started by up.sh.
+type server struct {
+	Kubeconfig, StateDir string
+}
+
+// needAPIServer returns the package's API server, starting it on first
+// use. Without cached binaries the test is skipped with the reason; under
+// CI=true it fails instead.
+func needAPIServer(t *testing.T) server {
+	t.Helper()
+	apiServer.once.Do(func() {
+		s, skip, err := startAPIServer()
+		apiServer.mu.Lock()
+		defer apiServer.mu.Unlock()
+		apiServer.kubeconfig, apiServer.stateDir, apiServer.skip, apiServer.err = s.Kubeconfig, s.StateDir, skip, err
+	})
+	apiServer.mu.Lock()
+	defer apiServer.mu.Unlock()
+	if apiServer.err != nil {
+		t.Fatalf("API server: %v", apiServer.err)
+	}
+	if apiServer.skip != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true, not skipping: %s", apiServer.skip)
+		}
+		t.Skip(apiServer.skip)
+	}
+	return server{apiServer.kubeconfig, apiServer.stateDir}
+}
+
+func stopAPIServer() error {
+	apiServer.mu.Lock()
+	defer apiServer.mu.Unlock()
+	if apiServer.stateDir == "" {
+		return nil
+	}
+	err := downAPIServer(apiServer.stateDir)
+	apiServer.stateDir = ""
+	return err
+}
+
+// startAPIServer starts one API server with up.sh and a watcher that
+// stops it when this process ends. skip is set when the binaries are not
+// built.
+func startAPIServer() (s server, skip string, err error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return s, "", err
+	}
+	kas, etcd := os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
+	if !executable(kas) || !executable(etcd) {
+		kas, etcd, err = cachedBinaries(root)
+		if err != nil {
+			return s, "", err
+		}
+	}
+	if !executable(kas) || !executable(etcd) {
+		return s, fmt.Sprintf("no kube-apiserver and etcd binaries (not in KUBE_APISERVER_BIN/ETCD_BIN, nor cached at %s and %s): "+
+			"run `bash hack/apiserver/build.sh` once (about 8 minutes)", kas, etcd), nil
+	}
+	return upAPIServer(root, kas, etcd)
+}
+
+// upAPIServer runs up.sh and starts the watcher.
+func upAPIServer(root, kas, etcd string) (server, string, error) {
+	cmd := exec.Command("bash", filepath.Join(root, "hack", "apiserver", "up.sh"))
+	cmd.Env = append(os.Environ(), "KUBE_APISERVER_BIN="+kas, "ETCD_BIN="+etcd)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	vars := assignments(out)
+	s := server{Kubeconfig: vars["KUBECONFIG"], StateDir: vars["STATE_DIR"]}
+	if s.StateDir != "" {
+		// The watcher: when this process is gone, down.sh (which does
+		// nothing if the state dir is already removed).
+		w := exec.Command("bash", "-c", `while kill -0 "$1" 2>/dev/null; do sleep 0.5; done; exec bash "$2" "$3"`,
+			"watcher", fmt.Sprint(os.Getpid()), filepath.Join(root, "hack", "apiserver", "down.sh"), s.StateDir)
+		w.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if werr := w.Start(); werr != nil {
+			downAPIServer(s.StateDir)
+			return server{}, "", fmt.Errorf("starting the API server's watcher: %w", werr)
+		}
+		go w.Wait()
+	}
+	if err != nil || s.Kubeconfig == "" {
+		if s.StateDir != "" {
+			downAPIServer(s.StateDir)
+		}
+		return server{}, "", fmt.Errorf("hack/apiserver/up.sh: %v\n%s", err, stderr.String())
+	}
+	return s, "", nil
+}
+
+func downAPIServer(stateDir string) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("bash", filepath.Join(root, "hack", "apiserver", "down.sh"), stateDir).CombinedOutput(); err != nil {
+		return fmt.Errorf("hack/apiserver/down.sh: %v: %s", err, out)
+	}
+	return nil
+}
+
+func executable(path string) bool {
+	if path == "" {
+		return false
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+// cachedBinaries returns where build.sh keeps the binaries of the versions
+// it builds by default (or of KUBE_VERSION and ETCD_VERSION), without
+// building anything.
+func cachedBinaries(root string) (string, string, error) {
+	script, err := os.ReadFile(filepath.Join(root, "hack", "apiserver", "build.sh"))
+	if err != nil {
+		return "", "", err
+	}
+	version := func(v string) string {
+		if s := os.Getenv(v); s != "" {
+			return s
+		}
+		m := regexp.MustCompile(v + `="\$\{` + v + `:-([^}]+)\}"`).FindSubmatch(script)
+		if m == nil {
+			return ""
+		}
+		return string(m[1])
+	}
+	cache := os.Getenv("APISERVER_CACHE")
+	if cache == "" {
+		base := os.Getenv("XDG_CACHE_HOME")
+		if base == "" {
+			home, _ := os.UserHomeDir()
+			base = filepath.Join(home, ".cache")
+		}
+		cache = filepath.Join(base, "k8s-testbin")
+	}
+	return filepath.Join(cache, "bin", "kube-apiserver-"+version("KUBE_VERSION")),
+		filepath.Join(cache, "bin", "etcd-"+version("ETCD_VERSION")), nil
+}
+
+func assignments(out []byte) map[string]string {
+	vars := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above %s", dir)
+		}
+		dir = parent
+	}
+}
