@@ -26,6 +26,7 @@ func runConformance(s Streams, args []string) error {
 	fs := newFlags("conformance run", s)
 	observed := fs.Bool("observed", false, "also build each scenario in the lab and probe it for real")
 	asJSON := fs.Bool("json", false, "write the truth tables as JSON")
+	kubeconfig := fs.String("kubeconfig", "", "with --observed: go through this API server, enforced by palisade agent")
 	paths, err := parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -33,13 +34,16 @@ func runConformance(s Streams, args []string) error {
 	if len(paths) == 0 {
 		return badInputf("conformance run: give scenario files or directories")
 	}
+	if *kubeconfig != "" && !*observed {
+		return badInputf("--kubeconfig goes with --observed")
+	}
 	scs, err := conformance.LoadPaths(paths)
 	if err != nil {
 		return badInput(err)
 	}
 	var obs conformance.Observer
 	if *observed {
-		if obs, err = newObserver(s); err != nil {
+		if obs, err = newObserver(s, *kubeconfig); err != nil {
 			return err
 		}
 	}

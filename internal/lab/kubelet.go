@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -321,6 +322,9 @@ func (k *kubelet) reconcile(ctx context.Context) error {
 		case m.HostNetwork:
 			m.IPs = nil
 		default:
+			if len(m.IPs) == 0 {
+				m.IPs = requestedIPs(p)
+			}
 			usable := len(m.IPs) > 0
 			for _, ip := range m.IPs {
 				if o, ok := owner[ip]; reserved(ip) || (ok && o != key) {
@@ -471,4 +475,25 @@ func statusPatch(p *corev1.Pod, lp *model.Pod, node string) []byte {
 		return nil
 	}
 	return b
+}
+
+// RequestedIPsAnnotation asks the lab's kubelet for a pod's addresses, as
+// Calico's cni.projectcalico.org/ipAddrs does: a comma-separated list, at
+// most one per family. The conformance runner uses it so that scenarios'
+// ipBlocks name the pods they mean. Addresses that are taken, reserved or
+// malformed are ignored and the pod gets addresses from its node's range.
+const RequestedIPsAnnotation = "lab.palisade.dev/ips"
+
+func requestedIPs(p *corev1.Pod) []netip.Addr {
+	var out []netip.Addr
+	seen := map[bool]bool{}
+	for _, s := range strings.Split(p.Annotations[RequestedIPsAnnotation], ",") {
+		ip, err := netip.ParseAddr(strings.TrimSpace(s))
+		if err != nil || seen[ip.Is6()] {
+			continue
+		}
+		seen[ip.Is6()] = true
+		out = append(out, ip)
+	}
+	return out
 }
