@@ -63,7 +63,9 @@ func memCases(ctx context.Context, cases []memCase) error {
 			}
 			time.Sleep(time.Second)
 			before, _ := meminfo()
-			st, err := en.Apply(ctx, rs)
+			actx, cancel := context.WithTimeout(ctx, 20*time.Minute) // see benchTraffic
+			st, err := en.Apply(actx, rs)
+			cancel()
 			if err == nil {
 				time.Sleep(time.Second)
 				after, _ := meminfo()

@@ -113,6 +113,10 @@ func benchTraffic(ctx context.Context) error {
 	// baseline is table inet palisade itself; each switch deletes the
 	// table and loads the configuration's (a full Apply for c).
 	reload := *flagSwitch == "reload"
+	// Without a deadline, Apply gives a transaction 2 minutes, and a full
+	// load of this table takes about that long here.
+	actx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+	defer cancel()
 	setConfig := func(cfg string) (time.Duration, error) {
 		t0 := time.Now()
 		for _, n := range nodes {
@@ -135,7 +139,7 @@ func benchTraffic(ctx context.Context) error {
 					return 0, err
 				}
 			case "c:palisade":
-				if _, err := enf[n].Apply(ctx, rs[n]); err != nil {
+				if _, err := enf[n].Apply(actx, rs[n]); err != nil {
 					return 0, err
 				}
 			}
@@ -145,7 +149,7 @@ func benchTraffic(ctx context.Context) error {
 	if !reload {
 		for _, n := range nodes {
 			before, _ := meminfo()
-			st, err := enf[n].Apply(ctx, rs[n])
+			st, err := enf[n].Apply(actx, rs[n])
 			if err != nil {
 				return err
 			}
