@@ -11,14 +11,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -550,3 +555,147 @@ func TestAgentAgainstAPIServer(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// ownAPIServer starts an API server for one test (one it may stop),
+// stopped and removed when the test ends.
+func ownAPIServer(t *testing.T) server {
+	t.Helper()
+	root, kas, etcd, skip, err := apiBinaries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip != "" {
+		skipOrFail(t, skip)
+	}
+	s, _, err := upAPIServer(root, kas, etcd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := downAPIServer(s.StateDir); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// stopKubeAPIServer kills the kube-apiserver of s (etcd stays) and
+// returns its command line, to start it again the same way.
+func stopKubeAPIServer(t *testing.T, s server) []string {
+	t.Helper()
+	pidFile := filepath.Join(s.StateDir, "apiserver.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; syscall.Kill(pid, 0) == nil; i++ {
+		if i > 500 {
+			t.Fatalf("kube-apiserver %d still alive", pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return args
+}
+
+// startKubeAPIServer starts the kube-apiserver again with args (same
+// port, certificates and etcd), records its pid for down.sh, and waits
+// until it serves.
+func startKubeAPIServer(t *testing.T, s server, args []string, cs kubernetes.Interface) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(s.StateDir, "apiserver.log"), os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	if err := os.WriteFile(filepath.Join(s.StateDir, "apiserver.pid"), []byte(fmt.Sprintln(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted kube-apiserver not ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The API server goes away: the agent keeps the rules and reports not
+// ready within ~15 s; it recovers when the server is back (same etcd), and
+// follows changes again.
+func TestAgentAPIServerDown(t *testing.T) {
+	fixture.RequireRoot(t)
+	srv := ownAPIServer(t)
+	nsPath := testNetNS(t)
+	e := newAPIEnv(t, srv.Kubeconfig)
+	node := e.ns + "-node"
+	e.createPod("web", node, "10.250.0.1", map[string]string{"app": "web"})
+	e.createPod("client", "elsewhere", "10.250.1.1", map[string]string{"app": "client"})
+	e.createPolicy(e.allowFrom("web", "web", "client"))
+	ag := startAgent(t, srv.Kubeconfig, node, nsPath, agentOpts{})
+	ag.waitReady(10 * time.Second)
+	before, err := dataplane.Read(nsPath)
+	if err != nil || !setHas(before, "ingress4", "10.250.0.1") {
+		t.Fatalf("policy not enforced before the outage: %v\n%v", err, before)
+	}
+
+	args := stopKubeAPIServer(t, srv)
+	down := time.Now()
+	for {
+		code, body := ag.get("/readyz")
+		if code == http.StatusServiceUnavailable {
+			t.Logf("not ready %s after the API server went away: %s", time.Since(down).Round(time.Millisecond), strings.TrimSpace(body))
+			break
+		}
+		if time.Since(down) > 15*time.Second {
+			t.Fatalf("still ready 15 s after the API server went away: %d %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, _ := ag.get("/healthz"); code != 200 {
+		t.Errorf("/healthz %d while the API server is away: the process is fine", code)
+	}
+	during, err := dataplane.Read(nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Live, during.Live = false, false
+	if before.String() != during.String() {
+		t.Errorf("the rules changed during the outage:\nbefore\n%s\nduring\n%s", before, during)
+	}
+
+	restart := time.Now()
+	startKubeAPIServer(t, srv, args, e.cs)
+	back := time.Now()
+	t.Logf("kube-apiserver restarted in %s", back.Sub(restart).Round(time.Millisecond))
+	ag.waitReady(40 * time.Second)
+	t.Logf("ready again %s after the API server returned", time.Since(back).Round(time.Millisecond))
+	e.deletePolicy("web")
+	waitKernel(t, nsPath, "the policy's removal after recovery", 10*time.Second, func(rs *dataplane.Ruleset) bool {
+		return rs != nil && !setHas(rs, "ingress4", "10.250.0.1")
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/cli"
+	"github.com/palisade-net/palisade/internal/kube"
 )
 
 // cliEnv makes the test binary run the palisade CLI with its arguments
@@ -27,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(cliEnv) == "1" {
 		os.Exit(cli.Main(os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	}
+	// client-go's own logs (reflector warnings while a test stops the
+	// API server) would interleave with the test output.
+	kube.RouteKlog(slog.New(slog.DiscardHandler))
 	code := m.Run()
 	if err := stopAPIServer(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the API server:", err)
@@ -70,10 +75,7 @@ func needAPIServer(t *testing.T) server {
 		t.Fatalf("API server: %v", apiServer.err)
 	}
 	if apiServer.skip != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true, not skipping: %s", apiServer.skip)
-		}
-		t.Skip(apiServer.skip)
+		skipOrFail(t, apiServer.skip)
 	}
 	return server{apiServer.kubeconfig, apiServer.stateDir}
 }
@@ -93,22 +95,42 @@ func stopAPIServer() error {
 // stops it when this process ends. skip is set when the binaries are not
 // built.
 func startAPIServer() (s server, skip string, err error) {
-	root, err := moduleRoot()
-	if err != nil {
-		return s, "", err
+	root, kas, etcd, skip, err := apiBinaries()
+	if skip != "" || err != nil {
+		return s, skip, err
 	}
-	kas, etcd := os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
+	return upAPIServer(root, kas, etcd)
+}
+
+// apiBinaries finds the kube-apiserver and etcd binaries:
+// KUBE_APISERVER_BIN and ETCD_BIN, else build.sh's cache; skip says why
+// there are none.
+func apiBinaries() (root, kas, etcd, skip string, err error) {
+	root, err = moduleRoot()
+	if err != nil {
+		return
+	}
+	kas, etcd = os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
 	if !executable(kas) || !executable(etcd) {
 		kas, etcd, err = cachedBinaries(root)
 		if err != nil {
-			return s, "", err
+			return
 		}
 	}
 	if !executable(kas) || !executable(etcd) {
-		return s, fmt.Sprintf("no kube-apiserver and etcd binaries (not in KUBE_APISERVER_BIN/ETCD_BIN, nor cached at %s and %s): "+
-			"run `bash hack/apiserver/build.sh` once (about 8 minutes)", kas, etcd), nil
+		skip = fmt.Sprintf("no kube-apiserver and etcd binaries (not in KUBE_APISERVER_BIN/ETCD_BIN, nor cached at %s and %s): "+
+			"run `bash hack/apiserver/build.sh` once (about 8 minutes)", kas, etcd)
 	}
-	return upAPIServer(root, kas, etcd)
+	return
+}
+
+// skipOrFail skips the test with reason, or fails it under CI=true.
+func skipOrFail(t *testing.T, reason string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true, not skipping: %s", reason)
+	}
+	t.Skip(reason)
 }
 
 // upAPIServer runs up.sh and starts the watcher.
