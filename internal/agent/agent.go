@@ -37,7 +37,7 @@ type Options struct {
 	DenyLog LogReader
 	// Flows, when set, is swept after every sync that changed policy:
 	// flows that policy now denies and that involve a pod of this node
-	// are deleted (--terminate-denied).
+	// are cut (--terminate-denied).
 	Flows FlowTable
 	// ReadyGrace is how long the source may be unhealthy, or syncs
 	// failing, before Ready reports it; 10 s when zero.

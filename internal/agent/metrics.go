@@ -78,7 +78,7 @@ func newMetrics(a *Agent) *metrics {
 	m.denied = counter("palisade_denied_logged_total", "Denied new connections written to the deny log.")
 	m.deniedLost = counter("palisade_denied_log_lost_total", "Times the NFLOG socket overran (records lost before reaching the deny log).")
 	m.deniedDropped = counter("palisade_denied_log_repeats_total", "NFLOG records not logged: retransmissions of a connection logged in the last seconds, or unparseable.")
-	m.flowsDeleted = counter("palisade_conntrack_flows_deleted_total", "Established flows deleted from conntrack because policy now denies them (--terminate-denied).")
+	m.flowsDeleted = counter("palisade_conntrack_flows_deleted_total", "Established conntrack flows cut because policy now denies them (--terminate-denied): TCP entries blocked, others deleted.")
 	m.flowErrors = counter("palisade_conntrack_errors_total", "Failed conntrack sweeps.")
 	m.reg.MustRegister(&dropsCollector{a: a, desc: prometheus.NewDesc("palisade_drops_total",
 		"New connections dropped by policy, per pod of this node and direction (the kernel's per-pod counters).",

@@ -383,7 +383,7 @@ type fakeFlows struct {
 	calls int
 }
 
-func (f *fakeFlows) DeleteFlows(doomed func(Flow) bool) (int, error) {
+func (f *fakeFlows) CutFlows(doomed func(Flow) bool) (int, error) {
 	f.calls++
 	var keep []Flow
 	n := 0
