@@ -87,9 +87,9 @@ func newAPIEnv(t *testing.T, kubeconfig string) *apiEnv {
 	return e
 }
 
-// createPod creates a pod bound to node with ip, as a kubelet would
-// report it, and deletes it when the test ends.
-func (e *apiEnv) createPod(name, node, ip string, labels map[string]string) {
+// createPod creates a pod bound to node with ips, as a kubelet would
+// report them, and deletes it when the test ends.
+func (e *apiEnv) createPod(name, node string, labels map[string]string, ips ...string) {
 	e.t.Helper()
 	ctx := context.Background()
 	p := &corev1.Pod{
@@ -105,7 +105,10 @@ func (e *apiEnv) createPod(name, node, ip string, labels map[string]string) {
 		zero := int64(0)
 		e.cs.CoreV1().Pods(e.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
 	})
-	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	p.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ips[0]}
+	for _, ip := range ips {
+		p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip})
+	}
 	if _, err := e.cs.CoreV1().Pods(e.ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -452,9 +455,9 @@ func TestAgentAgainstAPIServer(t *testing.T) {
 	e := newAPIEnv(t, srv.Kubeconfig)
 	node := e.ns + "-node"
 	e.createNode(node, "10.250.255.1")
-	e.createPod("web", node, "10.250.0.1", map[string]string{"app": "web"})
-	e.createPod("client", "elsewhere", "10.250.1.1", map[string]string{"app": "client"})
-	e.createPod("other", "elsewhere", "10.250.1.2", map[string]string{"app": "other"})
+	e.createPod("web", node, map[string]string{"app": "web"}, "10.250.0.1")
+	e.createPod("client", "elsewhere", map[string]string{"app": "client"}, "10.250.1.1")
+	e.createPod("other", "elsewhere", map[string]string{"app": "other"}, "10.250.1.2")
 
 	ag := startAgent(t, srv.Kubeconfig, node, nsPath, agentOpts{})
 	if code, body := ag.get("/readyz"); code != http.StatusServiceUnavailable {
@@ -653,8 +656,8 @@ func TestAgentAPIServerDown(t *testing.T) {
 	nsPath := testNetNS(t)
 	e := newAPIEnv(t, srv.Kubeconfig)
 	node := e.ns + "-node"
-	e.createPod("web", node, "10.250.0.1", map[string]string{"app": "web"})
-	e.createPod("client", "elsewhere", "10.250.1.1", map[string]string{"app": "client"})
+	e.createPod("web", node, map[string]string{"app": "web"}, "10.250.0.1")
+	e.createPod("client", "elsewhere", map[string]string{"app": "client"}, "10.250.1.1")
 	e.createPolicy(e.allowFrom("web", "web", "client"))
 	ag := startAgent(t, srv.Kubeconfig, node, nsPath, agentOpts{})
 	ag.waitReady(10 * time.Second)
