@@ -105,7 +105,9 @@ func changeScale(ctx context.Context, sc scale) error {
 	t0 = time.Now()
 	rs := dataplane.Compile(e, benchNode, dataplane.Options{})
 	compT := time.Since(t0)
-	st, err := en.Apply(ctx, rs)
+	actx, cancel := context.WithTimeout(ctx, 20*time.Minute) // see benchTraffic
+	st, err := en.Apply(actx, rs)
+	cancel()
 	if err != nil {
 		return err
 	}
