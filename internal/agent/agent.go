@@ -411,6 +411,9 @@ func (a *Agent) Reconciled() bool { return a.reconciled.Load() }
 // failing for longer than the grace period. Otherwise it says why not.
 func (a *Agent) Ready() error {
 	if !a.reconciled.Load() {
+		if err := a.src.Healthy(); err != nil {
+			return fmt.Errorf("initial reconcile not done: %w", err)
+		}
 		return errors.New("initial reconcile not done")
 	}
 	if err := a.src.Healthy(); err != nil {

@@ -724,6 +724,12 @@ func TestReadinessAndRetry(t *testing.T) {
 	h.push(polEv(&model.Policy{Namespace: "shop", Name: "iso", Ingress: true}))
 	time.Sleep(20 * time.Millisecond)
 	get(t, srv.URL+"/readyz", 503) // not synced yet: no reconcile
+	// Why the initial state does not come is said too.
+	h.src.setHealth(errors.New("watch of pods failing for 11s: forbidden"))
+	if body := get(t, srv.URL+"/readyz", 503); !strings.Contains(body, "initial reconcile not done: watch of pods failing for 11s: forbidden") {
+		t.Errorf("readyz before sync, source failing: %q", body)
+	}
+	h.src.setHealth(nil)
 	h.synced()
 	h.settle()
 	get(t, srv.URL+"/readyz", 200)
