@@ -695,7 +695,9 @@ func TestAgentAPIServerDown(t *testing.T) {
 	startKubeAPIServer(t, srv, args, e.cs)
 	back := time.Now()
 	t.Logf("kube-apiserver restarted in %s", back.Sub(restart).Round(time.Millisecond))
-	ag.waitReady(40 * time.Second)
+	// client-go's reflectors retry with a jittered exponential backoff
+	// capped at 30 s (so up to 60 s): recovery waits for their next try.
+	ag.waitReady(75 * time.Second)
 	t.Logf("ready again %s after the API server returned", time.Since(back).Round(time.Millisecond))
 	e.deletePolicy("web")
 	waitKernel(t, nsPath, "the policy's removal after recovery", 10*time.Second, func(rs *dataplane.Ruleset) bool {

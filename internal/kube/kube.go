@@ -159,7 +159,7 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 	handlers := []cache.ResourceEventHandler{
 		handler(s, push, agent.KindPod, podEvent, samePod),
 		handler(s, push, agent.KindNamespace, namespaceEvent, func(a, b *corev1.Namespace) bool { return maps.Equal(a.Labels, b.Labels) }),
-		handler(s, push, agent.KindPolicy, policyEvent, nil),
+		handler(s, push, agent.KindPolicy, policyEvent, samePolicy),
 		handler(s, push, agent.KindNode, nodeEvent, sameNode),
 	}
 	var hasSynced []cache.InformerSynced

@@ -180,13 +180,22 @@ func TestSourceEvents(t *testing.T) {
 		t.Errorf("namespace event: %+v", ev.Namespace)
 	}
 
+	// A policy update that changes only metadata is no event.
+	pol1 := pol.DeepCopy()
+	pol1.Annotations = map[string]string{"note": "x"}
+	if _, err := cs.NetworkingV1().NetworkPolicies("shop").Update(ctx, pol1, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	// A policy the engine rejects arrives as its placeholder, with Err.
 	pol2 := pol.DeepCopy()
 	pol2.Spec.PolicyTypes = []networkingv1.PolicyType{"Sideways"}
 	if _, err := cs.NetworkingV1().NetworkPolicies("shop").Update(ctx, pol2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ = r.waitFor(t, "rejected policy", is(agent.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, false))
+	ev, before = r.waitFor(t, "rejected policy", is(agent.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, false))
+	if len(before) != 1 {
+		t.Errorf("an annotation-only policy update made an event: %+v", before)
+	}
 	if ev.Err == nil || ev.Policy == nil || !ev.Policy.Ingress || !ev.Policy.Egress || len(ev.Policy.IngressRules) != 0 {
 		t.Errorf("rejected policy event: %+v", ev)
 	}

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -118,6 +119,14 @@ func samePod(a, b *corev1.Pod) bool {
 		slices.EqualFunc(a.Spec.Containers, b.Spec.Containers, func(x, y corev1.Container) bool {
 			return x.Name == y.Name && slices.Equal(x.Ports, y.Ports)
 		})
+}
+
+// samePolicy compares specs: a policy's labels and annotations change
+// nothing (the transform drops them), and an update that changes only
+// them would otherwise recompile the policy and, with
+// --terminate-denied, sweep conntrack.
+func samePolicy(a, b *networkingv1.NetworkPolicy) bool {
+	return a.Name == b.Name && a.Namespace == b.Namespace && equality.Semantic.DeepEqual(a.Spec, b.Spec)
 }
 
 func sameNode(a, b *corev1.Node) bool {

@@ -294,6 +294,19 @@ func TestSameNode(t *testing.T) {
 	}
 }
 
+func TestSamePolicy(t *testing.T) {
+	a := stripPolicy(&networkingv1.NetworkPolicy{ObjectMeta: fullMeta("shop", "web", map[string]string{"x": "1"}), Spec: testPolicySpec()})
+	b := stripPolicy(&networkingv1.NetworkPolicy{ObjectMeta: fullMeta("shop", "web", map[string]string{"x": "2"}), Spec: testPolicySpec()})
+	b.ResourceVersion = "43"
+	if !samePolicy(a, b) {
+		t.Error("a label or annotation change must not be an event")
+	}
+	b.Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"] = "other"
+	if samePolicy(a, b) {
+		t.Error("a spec change must be an event")
+	}
+}
+
 func sel(labels map[string]string) model.Selector { return model.Selector{MatchLabels: labels} }
 
 func TestConvertPolicyPlaceholder(t *testing.T) {
