@@ -339,7 +339,11 @@ func labRules(s Streams, args []string) error {
 	return nil
 }
 
-func labDown(s Streams, args []string) error {
+func labDown(s Streams, args []string) error { return labDownWith(s, args, lab.Down, lab.DownAll) }
+
+// labDownWith is lab down for either kind of lab: down removes one lab,
+// downAll every lab of that kind.
+func labDownWith(s Streams, args []string, down func(string) error, downAll func() error) error {
 	fs := newFlags("lab down", s)
 	var lf labFlags
 	addLabFlags(fs, &lf)
@@ -352,9 +356,9 @@ func labDown(s Streams, args []string) error {
 		lf.name = pos[0]
 	}
 	if *all {
-		err = lab.DownAll()
+		err = downAll()
 	} else {
-		err = lab.Down(lf.name)
+		err = down(lf.name)
 	}
 	if err != nil {
 		return err
@@ -364,7 +368,10 @@ func labDown(s Streams, args []string) error {
 }
 
 // labDaemon is the detached process that serves the pods' ports.
-func labDaemon(s Streams, args []string) error {
+func labDaemon(s Streams, args []string) error { return labDaemonWith(s, args, lab.Serve) }
+
+// labDaemonWith runs a lab daemon (serve) until SIGTERM or SIGINT.
+func labDaemonWith(s Streams, args []string, serve func(context.Context, string, *slog.Logger) error) error {
 	fs := newFlags("lab daemon", s)
 	var lf labFlags
 	addLabFlags(fs, &lf)
@@ -373,7 +380,7 @@ func labDaemon(s Streams, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err := lab.Serve(ctx, lf.name, slog.New(slog.NewTextHandler(s.Err, nil)))
+	err := serve(ctx, lf.name, slog.New(slog.NewTextHandler(s.Err, nil)))
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -12,13 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -214,44 +211,10 @@ func labKubeChange(s Streams, verb string, args []string) error {
 	return waitPodsRunning(ctx, cs, lf.name, objs, 60*time.Second)
 }
 
-func labKubeDaemon(s Streams, args []string) error {
-	fs := newFlags("lab daemon", s)
-	var lf labFlags
-	addLabFlags(fs, &lf)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	err := lab.ServeKube(ctx, lf.name, slog.New(slog.NewTextHandler(s.Err, nil)))
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
-}
+func labKubeDaemon(s Streams, args []string) error { return labDaemonWith(s, args, lab.ServeKube) }
 
 func labKubeDown(s Streams, args []string) error {
-	fs := newFlags("lab down", s)
-	var lf labFlags
-	addLabFlags(fs, &lf)
-	all := fs.Bool("all", false, "remove every lab")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		lf.name = pos[0]
-	}
-	if *all {
-		err = lab.KubeDownAll()
-	} else {
-		err = lab.KubeDown(lf.name)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(s.Out, "lab removed")
-	return nil
+	return labDownWith(s, args, lab.KubeDown, lab.KubeDownAll)
 }
 
 // kubeResource says where a kind lives in the API.

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/palisade-net/palisade/internal/lab/kubetest"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -112,7 +112,7 @@ func apiBinaries() (root, kas, etcd, skip string, err error) {
 	}
 	kas, etcd = os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
 	if !executable(kas) || !executable(etcd) {
-		kas, etcd, err = cachedBinaries(root)
+		kas, etcd, err = kubetest.CachedBinaries(root)
 		if err != nil {
 			return
 		}
@@ -180,37 +180,6 @@ func executable(path string) bool {
 	}
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// cachedBinaries returns where build.sh keeps the binaries of the versions
-// it builds by default (or of KUBE_VERSION and ETCD_VERSION), without
-// building anything.
-func cachedBinaries(root string) (string, string, error) {
-	script, err := os.ReadFile(filepath.Join(root, "hack", "apiserver", "build.sh"))
-	if err != nil {
-		return "", "", err
-	}
-	version := func(v string) string {
-		if s := os.Getenv(v); s != "" {
-			return s
-		}
-		m := regexp.MustCompile(v + `="\$\{` + v + `:-([^}]+)\}"`).FindSubmatch(script)
-		if m == nil {
-			return ""
-		}
-		return string(m[1])
-	}
-	cache := os.Getenv("APISERVER_CACHE")
-	if cache == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		cache = filepath.Join(base, "k8s-testbin")
-	}
-	return filepath.Join(cache, "bin", "kube-apiserver-"+version("KUBE_VERSION")),
-		filepath.Join(cache, "bin", "etcd-"+version("ETCD_VERSION")), nil
 }
 
 func assignments(out []byte) map[string]string {

@@ -75,12 +75,23 @@ func executable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// cached returns where build.sh keeps the binaries of the versions it
-// builds by default (or of KUBE_VERSION and ETCD_VERSION).
+// cached returns where build.sh keeps the binaries, failing t if it
+// cannot tell.
 func cached(t testing.TB, root string) (string, string) {
-	script, err := os.ReadFile(filepath.Join(root, "hack", "apiserver", "build.sh"))
+	kas, etcd, err := CachedBinaries(root)
 	if err != nil {
 		t.Fatalf("hack/apiserver/build.sh: %v", err)
+	}
+	return kas, etcd
+}
+
+// CachedBinaries returns where hack/apiserver/build.sh (under the module
+// root) keeps the binaries of the versions it builds by default (or of
+// KUBE_VERSION and ETCD_VERSION), without building anything.
+func CachedBinaries(root string) (kubeAPIServer, etcd string, err error) {
+	script, err := os.ReadFile(filepath.Join(root, "hack", "apiserver", "build.sh"))
+	if err != nil {
+		return "", "", err
 	}
 	version := func(v string) string {
 		if s := os.Getenv(v); s != "" {
@@ -102,7 +113,7 @@ func cached(t testing.TB, root string) (string, string) {
 		cache = filepath.Join(base, "k8s-testbin")
 	}
 	return filepath.Join(cache, "bin", "kube-apiserver-"+version("KUBE_VERSION")),
-		filepath.Join(cache, "bin", "etcd-"+version("ETCD_VERSION"))
+		filepath.Join(cache, "bin", "etcd-"+version("ETCD_VERSION")), nil
 }
 
 // assignments reads NAME=VALUE lines.
