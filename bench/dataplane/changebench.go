@@ -89,6 +89,21 @@ func benchChange(ctx context.Context) error {
 
 func changeScale(ctx context.Context, sc scale) error {
 	c := scaleCluster(sc)
+	for _, mode := range splitList(*flagCompiler) {
+		if mode != "full" && mode != "incremental" {
+			return fmt.Errorf("-compiler %q: want full or incremental", mode)
+		}
+		if err := changeRun(ctx, sc, c, mode); err != nil {
+			return fmt.Errorf("%s compile: %w", mode, err)
+		}
+	}
+	return nil
+}
+
+// changeRun measures the changes with one compiler: full (Compile of the
+// whole node ruleset, as agent.Node.Sync and the lab) or incremental (a
+// dataplane.Compiler fed TakeChanges, as the agent).
+func changeRun(ctx context.Context, sc scale, c *model.Cluster, mode string) error {
 	t0 := time.Now()
 	e := engine.FromCluster(c)
 	fromT := time.Since(t0)
@@ -102,8 +117,15 @@ func changeScale(ctx context.Context, sc scale) error {
 		return err
 	}
 	defer en.Close()
+	compile := func(ch engine.Changes) *dataplane.Ruleset {
+		return dataplane.Compile(e, benchNode, dataplane.Options{})
+	}
+	if mode == "incremental" {
+		cc := dataplane.NewCompiler(benchNode, dataplane.Options{})
+		compile = func(ch engine.Changes) *dataplane.Ruleset { return cc.Compile(e, ch) }
+	}
 	t0 = time.Now()
-	rs := dataplane.Compile(e, benchNode, dataplane.Options{})
+	rs := compile(engine.Changes{})
 	compT := time.Since(t0)
 	actx, cancel := context.WithTimeout(ctx, 20*time.Minute) // see benchTraffic
 	st, err := en.Apply(actx, rs)
@@ -111,7 +133,7 @@ func changeScale(ctx context.Context, sc scale) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\n== change latency, %s: %d pods (%d on %s), %d namespaces, %d policies\n", sc.name, sc.pods, sc.local, benchNode, sc.namespaces, sc.policy)
+	fmt.Printf("\n== change latency, %s, %s compile: %d pods (%d on %s), %d namespaces, %d policies\n", sc.name, mode, sc.pods, sc.local, benchNode, sc.namespaces, sc.policy)
 	fmt.Printf("table: %s\n", describe(rs))
 	fmt.Printf("FromCluster %.1f ms; first Compile %.1f ms; first Apply (full load) %.1f ms: %s\n", ms(fromT), ms(compT), ms(st.Duration), st)
 
@@ -146,7 +168,7 @@ func changeScale(ctx context.Context, sc scale) error {
 		e.UpsertPolicy(spec)
 		ch := e.TakeChanges()
 		t1 := time.Now()
-		rs := dataplane.Compile(e, benchNode, dataplane.Options{})
+		rs := compile(ch)
 		t2 := time.Now()
 		st, err := en.Apply(ctx, rs)
 		if err != nil {

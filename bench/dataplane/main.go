@@ -44,6 +44,7 @@ var (
 	flagChanges    = flag.Int("changes", 200, "change: policy changes per scale")
 	flagChangeT    = flag.Duration("change-time", 3*time.Minute, "change: time limit per scale")
 	flagScales     = flag.String("scales", "1k,10k,10k-local", "change: scales (1k, 10k, 10k-local, 100k-local)")
+	flagCompiler   = flag.String("compiler", "full", "change: comma-separated compilers to measure, in turn: full (dataplane.Compile), incremental (dataplane.Compiler, as the agent)")
 	flagMemReps    = flag.Int("mem-reps", 5, "mem: loads per scale")
 	flagMemTraffic = flag.Bool("mem-traffic", false, "mem: also load the traffic benchmark's node table (minutes per load)")
 	flagCPUProf    = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -25,6 +25,15 @@ type Dataplane interface {
 	Read() (*dataplane.Ruleset, error)
 }
 
+// IncrementalDataplane is a Dataplane that compiles incrementally (*Node
+// does): the agent gives it every Changes the engine reports, in order.
+type IncrementalDataplane interface {
+	Dataplane
+	// CompileChanges returns what Compile(e) would, given ch, what
+	// changed in e since the last call.
+	CompileChanges(e *engine.Engine, ch engine.Changes) *dataplane.Ruleset
+}
+
 // Options configure an Agent.
 type Options struct {
 	// NodeName is the node whose pods the agent enforces for.
@@ -331,8 +340,13 @@ func (a *Agent) unreject(k qkey) {
 // sync compiles the engine's state and applies it in one transaction.
 func (a *Agent) sync(ctx context.Context) error {
 	a.mu.Lock()
-	rs := a.dp.Compile(a.e)
 	ch := a.e.TakeChanges()
+	var rs *dataplane.Ruleset
+	if idp, ok := a.dp.(IncrementalDataplane); ok {
+		rs = idp.CompileChanges(a.e, ch)
+	} else {
+		rs = a.dp.Compile(a.e)
+	}
 	a.polChanged = a.polChanged || len(ch.Policies) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0
 	pods, local, pols := a.counts.pods, a.counts.local, a.counts.policies
 	pending := a.pending

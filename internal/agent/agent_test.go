@@ -60,6 +60,7 @@ type fakeDP struct {
 	fail     error         // Apply fails with it while set
 	delay    time.Duration // each Apply takes this long
 	applied  chan struct{} // a signal per successful Apply
+	comp     *dataplane.Compiler
 }
 
 func newFakeDP() *fakeDP { return &fakeDP{applied: make(chan struct{}, 1000)} }
@@ -69,6 +70,23 @@ func (d *fakeDP) Compile(e *engine.Engine) *dataplane.Ruleset {
 	d.compiles++
 	d.mu.Unlock()
 	return dataplane.Compile(e, testNode, dataplane.Options{})
+}
+
+// CompileChanges takes the agent's incremental path (as *Node does) and
+// checks it against the full Compile.
+func (d *fakeDP) CompileChanges(e *engine.Engine, ch engine.Changes) *dataplane.Ruleset {
+	d.mu.Lock()
+	d.compiles++
+	if d.comp == nil {
+		d.comp = dataplane.NewCompiler(testNode, dataplane.Options{})
+	}
+	comp := d.comp
+	d.mu.Unlock()
+	rs := comp.Compile(e, ch)
+	if got, want := rs.String(), dataplane.Compile(e, testNode, dataplane.Options{}).String(); got != want {
+		panic("incremental compile differs from the full one:\n" + got + "\n---\n" + want)
+	}
+	return rs
 }
 
 func (d *fakeDP) Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.Stats, error) {

@@ -26,7 +26,10 @@ type Node struct {
 	netns string
 	opts  dataplane.Options
 	enf   *dataplane.Enforcer
+	comp  *dataplane.Compiler // CompileChanges: the agent's incremental path
 }
+
+var _ IncrementalDataplane = (*Node)(nil)
 
 // NewNode returns the enforcer of node, programming the nftables of the
 // network namespace at netnsPath ("" for the current one).
@@ -35,7 +38,7 @@ func NewNode(name, netnsPath string, opts dataplane.Options) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", name, err)
 	}
-	return &Node{name: name, netns: netnsPath, opts: opts, enf: enf}, nil
+	return &Node{name: name, netns: netnsPath, opts: opts, enf: enf, comp: dataplane.NewCompiler(name, opts)}, nil
 }
 
 // Name returns the node's name.
@@ -55,6 +58,13 @@ func (n *Node) Sync(ctx context.Context, e *engine.Engine) (dataplane.Stats, err
 // Compile returns the node's ruleset for the state of e. It only reads e.
 func (n *Node) Compile(e *engine.Engine) *dataplane.Ruleset {
 	return dataplane.Compile(e, n.name, n.opts)
+}
+
+// CompileChanges returns the same ruleset as Compile, recompiling only
+// what ch (e.TakeChanges() since the last call) names; the first call
+// compiles everything. Every Changes of e must reach it, in order.
+func (n *Node) CompileChanges(e *engine.Engine, ch engine.Changes) *dataplane.Ruleset {
+	return n.comp.Compile(e, ch)
 }
 
 // Apply makes the kernel's table equal to rs in one transaction (see

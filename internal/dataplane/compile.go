@@ -58,6 +58,7 @@ type group struct {
 }
 
 type compiler struct {
+	inc  *Compiler // nil: the full path, nothing cached
 	e    *engine.Engine
 	node string
 	opts Options
@@ -67,6 +68,13 @@ type compiler struct {
 	fams     []Family
 	sets     map[string]*Set
 	polRules map[polDir][]Rule
+	// rec collects the sets made for the policy being compiled, in
+	// order, for the Compiler's cache.
+	rec []*Set
+	// used are the cache entries of this compile (incremental path).
+	used map[polDir]*polEntry
+	// iso are the isolating policies of each local pod (incremental path).
+	iso map[model.Key]*[2][]*engine.Policy
 }
 
 func (c *compiler) compile() *Ruleset {
@@ -89,9 +97,20 @@ func (c *compiler) compile() *Ruleset {
 			c.fams = append(c.fams, fam)
 		}
 	}
+	if c.inc != nil {
+		c.inc.prepare(c)
+	}
 	for _, p := range local {
 		for _, dir := range directions {
 			pols := c.e.Isolating(p.Key(), dir)
+			if c.iso != nil {
+				iso := c.iso[p.Key()]
+				if iso == nil {
+					iso = new([2][]*engine.Policy)
+					c.iso[p.Key()] = iso
+				}
+				iso[dir] = pols
+			}
 			if len(pols) == 0 {
 				continue
 			}
@@ -165,6 +184,9 @@ func (c *compiler) compile() *Ruleset {
 	sort.Strings(names)
 	for _, n := range names {
 		rs.Sets = append(rs.Sets, c.sets[n])
+	}
+	if c.inc != nil {
+		c.inc.finish(c)
 	}
 	return rs
 }
@@ -286,12 +308,34 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 	if rules, ok := c.polRules[pk]; ok {
 		return rules
 	}
+	if c.inc != nil {
+		if ent := c.inc.cache[pk]; ent != nil {
+			// Replayed in the order they were made: the same sets win
+			// as in a full compile.
+			for _, s := range ent.sets {
+				c.sets[s.Name] = s
+			}
+			c.polRules[pk] = ent.rules
+			c.used[pk] = ent
+			return ent.rules
+		}
+	}
+	c.rec = c.rec[:0]
 	var out []Rule
 	for _, r := range pol.Rules[dir] {
 		out = append(out, c.ruleRules(pol, r)...)
 	}
 	c.polRules[pk] = out
+	if c.inc != nil {
+		c.used[pk] = &polEntry{rules: out, sets: append([]*Set(nil), c.rec...)}
+	}
 	return out
+}
+
+// addSet makes s one of the ruleset's per-rule sets.
+func (c *compiler) addSet(s *Set) {
+	c.sets[s.Name] = s
+	c.rec = append(c.rec, s)
 }
 
 func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
@@ -332,7 +376,7 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		s := &Set{Name: name, Kind: KindNamed, Family: fam, Comment: comment, Elems: named[fam-IPv4]}
 		sortElems(s.Elems)
 		s.Elems = dedupElems(s.Elems)
-		c.sets[name] = s
+		c.addSet(s)
 		return name
 	}
 
@@ -376,7 +420,7 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 			for _, rg := range ranges[fi] {
 				s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
 			}
-			c.sets[name] = s
+			c.addSet(s)
 			peer = &AddrMatch{Field: peerField, Set: name}
 		}
 		if r.AllPorts {

@@ -15,7 +15,10 @@
 // named sets, so the per-packet cost does not grow with pods.
 //
 // Compile is a pure function from the engine to a Ruleset (plain data,
-// rendered by String as `nft list table` prints it). An Enforcer applies
+// rendered by String as `nft list table` prints it). A Compiler gives the
+// same Ruleset incrementally: fed the engine's TakeChanges, it recompiles
+// only the policies they name and reuses the other policies' rules and
+// sets (the same *Set, which Apply then skips). An Enforcer applies
 // Rulesets to a network namespace, each in one atomic transaction: the
 // first as a full replace, later ones as the difference from the last.
 //

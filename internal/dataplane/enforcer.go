@@ -310,6 +310,9 @@ func (t *txn) diff(old, new *Ruleset) bool {
 			changes = append(changes, change{set: s, add: s.Elems})
 			continue
 		}
+		if o == s {
+			continue // kept from the last ruleset (Compiler's cache)
+		}
 		add, del := diffElems(o.Elems, s.Elems)
 		if len(add)+len(del) > 0 {
 			changes = append(changes, change{set: s, add: add, del: del})
@@ -387,6 +390,9 @@ func ptrEqual[T comparable](a, b *T) bool {
 // diffElems returns the elements of b not in a, and of a not in b.
 func diffElems(a, b []Elem) (add, del []Elem) {
 	if len(a) == len(b) {
+		if len(a) == 0 || &a[0] == &b[0] {
+			return nil, nil // the same elements (a set kept from the cache)
+		}
 		same := true
 		for i := range a {
 			if a[i] != b[i] {

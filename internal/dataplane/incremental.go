@@ -1,0 +1,120 @@
+package dataplane
+
+import (
+	"slices"
+
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// Compiler compiles one node's ruleset incrementally: it keeps, per
+// policy and direction, the rules and per-rule sets of the last compile,
+// and recompiles only the policies that the engine's Changes name (plus,
+// conservatively, those isolating a local pod that changed, and all of
+// them when the address families of the local pods change). The rest of
+// the ruleset (maps, pod groups and their chains) is rebuilt every time:
+// it is cheap. The output is the same as Compile's; sets kept from the
+// cache are the same *Set, with the same element slice, as in the
+// previous Ruleset, which lets Enforcer.Apply skip them without
+// comparing elements.
+//
+// Every Changes returned by the engine's TakeChanges must reach Compile,
+// in order; a Compiler is bound to one engine. It is not safe for
+// concurrent use.
+type Compiler struct {
+	node  string
+	opts  Options
+	cache map[polDir]*polEntry
+	fams  []Family
+	// iso are the isolating policies of each local pod at the last
+	// compile.
+	iso map[model.Key]*[2][]*engine.Policy
+	// Recompiled counts policy-directions compiled (not taken from the
+	// cache) by the last Compile.
+	Recompiled int
+}
+
+// polEntry is the compiled form of one policy in one direction: its
+// rules and the sets they name, in the order they were made.
+type polEntry struct {
+	rules []Rule
+	sets  []*Set
+}
+
+// NewCompiler returns an incremental compiler for node.
+func NewCompiler(node string, opts Options) *Compiler {
+	return &Compiler{node: node, opts: opts, cache: map[polDir]*polEntry{}}
+}
+
+// Compile returns the node's ruleset for the state of e, equal to
+// Compile(e, node, opts); ch is what changed in e since the last call (the
+// result of e.TakeChanges()). The first call compiles everything. The
+// Ruleset returned shares its per-rule sets with later ones: none of it
+// may be modified.
+func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
+	for k := range ch.Policies {
+		cc.invalidate(k)
+	}
+	// A local pod that changed (or was local before): the policies that
+	// isolate it now and did before resolve named ports on it. The
+	// engine names them too; this is the belt to its braces.
+	for k := range ch.Pods {
+		if iso := cc.iso[k]; iso != nil {
+			for _, pols := range iso {
+				for _, p := range pols {
+					cc.invalidate(p.Key)
+				}
+			}
+		}
+		if p := e.Pod(k); p != nil && p.Node == cc.node {
+			for _, dir := range directions {
+				for _, pol := range e.Isolating(k, dir) {
+					cc.invalidate(pol.Key)
+				}
+			}
+		}
+	}
+	if len(ch.Nodes) > 0 && len(cc.cache) > 0 {
+		// Nothing compiled reads nodes today; start afresh anyway, it is rare.
+		clear(cc.cache)
+	}
+	c := &compiler{
+		inc:      cc,
+		e:        e,
+		node:     cc.node,
+		opts:     cc.opts,
+		sets:     map[string]*Set{},
+		polRules: map[polDir][]Rule{},
+		used:     map[polDir]*polEntry{},
+		iso:      map[model.Key]*[2][]*engine.Policy{},
+	}
+	return c.compile()
+}
+
+func (cc *Compiler) invalidate(k model.Key) {
+	delete(cc.cache, polDir{k, model.Ingress})
+	delete(cc.cache, polDir{k, model.Egress})
+}
+
+// prepare runs once the local pods' families are known: rules and sets
+// of each policy depend on them.
+func (cc *Compiler) prepare(c *compiler) {
+	if !slices.Equal(cc.fams, c.fams) {
+		clear(cc.cache)
+	}
+	cc.fams = slices.Clone(c.fams)
+}
+
+// finish keeps what this compile used: entries of policies no longer
+// isolating a local pod are dropped.
+func (cc *Compiler) finish(c *compiler) {
+	n := 0
+	for pk, ent := range c.used {
+		if cc.cache[pk] != ent {
+			n++
+		}
+	}
+	cc.Recompiled = n
+	cc.cache = c.used
+	cc.iso = c.iso
+}

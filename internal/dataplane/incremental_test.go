@@ -1,0 +1,261 @@
+package dataplane
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/google/nftables"
+	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
+)
+
+// randWorld makes random edits to an engine: pods added, removed,
+// relabelled, moved between nodes, readdressed, given named ports;
+// namespaces relabelled and deleted; policies added, replaced and
+// deleted; nodes readdressed.
+type randWorld struct {
+	r *rand.Rand
+	e *engine.Engine
+}
+
+var (
+	rwNS    = []string{"ns0", "ns1", "ns2", "ns3"}
+	rwNodes = []string{"n0", "n1", "n2"}
+	rwApps  = []string{"a", "b", "c"}
+	rwNames = []string{"http", "dns", "metrics"}
+)
+
+func (w *randWorld) pick(xs []string) string { return xs[w.r.IntN(len(xs))] }
+
+func (w *randWorld) selector() *model.Selector {
+	switch w.r.IntN(5) {
+	case 0:
+		return &model.Selector{}
+	case 1:
+		return &model.Selector{Exprs: []model.Requirement{{Key: "app", Operator: model.OpIn, Values: []string{w.pick(rwApps), w.pick(rwApps)}}}}
+	case 2:
+		return &model.Selector{MatchLabels: map[string]string{"app": w.pick(rwApps), "ver": fmt.Sprint(w.r.IntN(2))}}
+	default:
+		return &model.Selector{MatchLabels: map[string]string{"app": w.pick(rwApps)}}
+	}
+}
+
+func (w *randWorld) nsSelector() *model.Selector {
+	switch w.r.IntN(3) {
+	case 0:
+		return &model.Selector{}
+	case 1:
+		return &model.Selector{MatchLabels: map[string]string{model.NamespaceNameLabel: w.pick(rwNS)}}
+	default:
+		return &model.Selector{MatchLabels: map[string]string{"team": w.pick([]string{"x", "y"})}}
+	}
+}
+
+func (w *randWorld) addrs(i int) []netip.Addr {
+	v4 := netip.AddrFrom4([4]byte{10, byte(w.r.IntN(3)), byte(i), byte(1 + w.r.IntN(3))})
+	v6 := netip.MustParseAddr(fmt.Sprintf("fd00::%x:%x", w.r.IntN(3), i*16+w.r.IntN(3)))
+	switch w.r.IntN(10) {
+	case 0:
+		return nil
+	case 1, 2:
+		return []netip.Addr{v4, v6}
+	case 3:
+		return []netip.Addr{v6}
+	default:
+		return []netip.Addr{v4}
+	}
+}
+
+func (w *randWorld) pod() *model.Pod {
+	i := w.r.IntN(30)
+	p := &model.Pod{
+		Namespace: w.pick(rwNS),
+		Name:      fmt.Sprintf("p%d", i),
+		Labels:    map[string]string{"app": w.pick(rwApps), "ver": fmt.Sprint(w.r.IntN(2))},
+		Node:      w.pick(rwNodes),
+		IPs:       w.addrs(i),
+	}
+	if w.r.IntN(15) == 0 {
+		p.HostNetwork = true
+	}
+	for _, n := range rwNames {
+		if w.r.IntN(3) == 0 {
+			proto := model.TCP
+			if w.r.IntN(3) == 0 {
+				proto = model.UDP
+			}
+			p.Ports = append(p.Ports, model.ContainerPort{Name: n, Port: uint16(8000 + w.r.IntN(4)), Protocol: proto})
+		}
+	}
+	return p
+}
+
+func (w *randWorld) rule() model.Rule {
+	var r model.Rule
+	for n := w.r.IntN(3); n > 0; n-- {
+		var p model.Peer
+		switch w.r.IntN(5) {
+		case 0:
+			p.PodSelector = w.selector()
+		case 1:
+			p.NamespaceSelector = w.nsSelector()
+		case 2:
+			p.PodSelector, p.NamespaceSelector = w.selector(), w.nsSelector()
+		case 3:
+			p.IPBlock = &model.IPBlock{CIDR: netip.MustParsePrefix("10.0.0.0/16"), Except: []netip.Prefix{netip.MustParsePrefix("10.0.1.0/24")}}
+		default:
+			p.IPBlock = &model.IPBlock{CIDR: netip.MustParsePrefix("fd00::/64")}
+		}
+		r.Peers = append(r.Peers, p)
+	}
+	for n := w.r.IntN(3); n > 0; n-- {
+		switch w.r.IntN(4) {
+		case 0:
+			r.Ports = append(r.Ports, model.Port{Protocol: model.TCP, Port: uint16(80 + w.r.IntN(3))})
+		case 1:
+			r.Ports = append(r.Ports, model.Port{Protocol: model.UDP, Port: 53, EndPort: 60})
+		default:
+			r.Ports = append(r.Ports, model.Port{Protocol: model.TCP, Name: w.pick(rwNames)})
+		}
+	}
+	return r
+}
+
+func (w *randWorld) policy() *model.Policy {
+	p := &model.Policy{Namespace: w.pick(rwNS), Name: fmt.Sprintf("pol%d", w.r.IntN(8)), PodSelector: *w.selector()}
+	p.Ingress = w.r.IntN(4) != 0
+	p.Egress = w.r.IntN(2) == 0
+	if !p.Ingress && !p.Egress {
+		p.Ingress = true
+	}
+	if p.Ingress {
+		for n := w.r.IntN(3); n > 0; n-- {
+			p.IngressRules = append(p.IngressRules, w.rule())
+		}
+	}
+	if p.Egress {
+		for n := w.r.IntN(3); n > 0; n-- {
+			p.EgressRules = append(p.EgressRules, w.rule())
+		}
+	}
+	return p
+}
+
+func (w *randWorld) edit() {
+	e := w.e
+	switch k := w.r.IntN(20); {
+	case w.r.IntN(3) == 0 && k == 19:
+		n := w.pick(rwNodes)
+		if w.r.IntN(4) == 0 {
+			e.DeleteNode(n)
+		} else {
+			e.UpsertNode(&model.Node{Name: n, IPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(w.r.IntN(5))})}})
+		}
+	case k < 7:
+		e.UpsertPod(w.pod())
+	case k < 9:
+		// An existing pod, changed in one way.
+		pods := e.Pods()
+		if len(pods) == 0 {
+			return
+		}
+		old := pods[w.r.IntN(len(pods))]
+		p := *old
+		switch w.r.IntN(4) {
+		case 0:
+			p.Node = w.pick(rwNodes)
+		case 1:
+			p.Labels = map[string]string{"app": w.pick(rwApps), "ver": fmt.Sprint(w.r.IntN(2))}
+		case 2:
+			p.IPs = w.addrs(w.r.IntN(30))
+		default:
+			p.Ports = w.pod().Ports
+		}
+		e.UpsertPod(&p)
+	case k < 11:
+		pods := e.Pods()
+		if len(pods) > 0 {
+			e.DeletePod(pods[w.r.IntN(len(pods))].Key())
+		}
+	case k < 12:
+		ns := w.pick(rwNS)
+		e.UpsertNamespace(&model.Namespace{Name: ns, Labels: map[string]string{model.NamespaceNameLabel: ns, "team": w.pick([]string{"x", "y"})}})
+	case k < 13:
+		e.DeleteNamespace(w.pick(rwNS))
+	case k < 17:
+		e.UpsertPolicy(w.policy())
+	case k < 19:
+		pols := e.Policies()
+		if len(pols) > 0 {
+			e.DeletePolicy(pols[w.r.IntN(len(pols))].Key)
+		}
+	default:
+		e.UpsertPolicy(w.policy())
+	}
+}
+
+// diffOps returns the operations Apply would send to go from old to new.
+func diffOps(t *testing.T, old, new *Ruleset) []string {
+	t.Helper()
+	en := &Enforcer{table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}
+	tx := en.newTxn()
+	if !tx.diff(old, new) {
+		return []string{"full"}
+	}
+	return tx.ops
+}
+
+// TestCompilerMatchesCompile: after every random edit, the incremental
+// Compiler's ruleset equals the full Compile's, and Apply's diff from the
+// previous ruleset sends the same operations either way.
+func TestCompilerMatchesCompile(t *testing.T) {
+	steps := 3000
+	if testing.Short() {
+		steps = 500
+	}
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			opts := Options{}
+			if seed%2 == 0 {
+				opts = Options{LogDrops: true, LogGroup: 3}
+			}
+			w := &randWorld{r: rand.New(rand.NewPCG(seed, 42)), e: engine.New()}
+			cc := NewCompiler("n0", opts)
+			var prevInc, prevFull *Ruleset
+			recompiled, cached := 0, 0
+			for step := 0; step < steps; step++ {
+				for n := 1 + w.r.IntN(3); n > 0; n-- {
+					w.edit()
+				}
+				if w.r.IntN(10) == 0 {
+					// Sometimes the compile below sees nothing change.
+					cc.Compile(w.e, w.e.TakeChanges())
+				}
+				inc := cc.Compile(w.e, w.e.TakeChanges())
+				full := Compile(w.e, "n0", opts)
+				if is, fs := inc.String(), full.String(); is != fs {
+					t.Fatalf("step %d: incremental compile differs from the full one\n--- incremental\n%s\n--- full\n%s", step, is, fs)
+				}
+				if !reflect.DeepEqual(inc, full) {
+					t.Fatalf("step %d: incremental compile structurally differs from the full one", step)
+				}
+				if prevInc != nil {
+					if a, b := diffOps(t, prevInc, inc), diffOps(t, prevFull, full); !slices.Equal(a, b) {
+						t.Fatalf("step %d: Apply's diff differs:\nincremental %q\nfull %q", step, a, b)
+					}
+				}
+				recompiled += cc.Recompiled
+				cached += len(cc.cache)
+				prevInc, prevFull = inc, full
+			}
+			t.Logf("%d steps: %d policy-directions recompiled, %d in use summed over compiles", steps, recompiled, cached)
+			if recompiled >= cached {
+				t.Errorf("nothing came from the cache")
+			}
+		})
+	}
+}
