@@ -45,8 +45,9 @@ func NewNode(name, netnsPath string, opts dataplane.Options) (*Node, error) {
 func (n *Node) Name() string { return n.name }
 
 // Sync compiles the node's ruleset from e and applies it in one
-// transaction: the first Sync replaces whatever the table held, later
-// ones send only what changed.
+// transaction: the first Sync makes the table equal to the ruleset
+// whatever it held (by difference from the kernel's table), later ones
+// send only what changed.
 func (n *Node) Sync(ctx context.Context, e *engine.Engine) (dataplane.Stats, error) {
 	st, err := n.enf.Apply(ctx, dataplane.Compile(e, n.name, n.opts))
 	if err != nil {

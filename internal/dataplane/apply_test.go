@@ -181,16 +181,19 @@ func TestApplyFailureKeepsPrevious(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Apply after failure: %v", err)
 			}
-			if !st.Full {
-				t.Errorf("Apply after failure: %s, want a full replace", st)
+			// The kernel kept good: reconciling against it sends nothing.
+			if !st.Empty() {
+				t.Errorf("Apply after failure: %s, want nothing to send", st)
 			}
 			kernelEquals(t, ns, good)
 		})
 	}
 }
 
-// TestApplyReconcilesForeignState: the first Apply replaces whatever the
-// table held (a previous agent's rules, stale chains and sets).
+// TestApplyReconcilesForeignState: the first Apply makes the table equal
+// to the ruleset whatever it held (a previous agent's rules, stale chains
+// and sets, a foreign base chain); a restarted enforcer whose table is
+// already right sends nothing.
 func TestApplyReconcilesForeignState(t *testing.T) {
 	ns, en := newEnforcer(t)
 	run(t, "ip", "netns", "exec", ns, "nft", "add table inet palisade; add chain inet palisade stale; add set inet palisade old { type ipv4_addr; }; add chain inet palisade forward { type filter hook forward priority 0; policy drop; }")
@@ -199,7 +202,7 @@ func TestApplyReconcilesForeignState(t *testing.T) {
 		t.Fatal(err)
 	}
 	kernelEquals(t, ns, rs)
-	// A second enforcer (an agent restart) starts with a full replace too.
+	// A second enforcer (an agent restart) reconciles against the kernel.
 	_, path := ns, "/run/netns/"+ns
 	en2, err := New(path)
 	if err != nil {
@@ -207,8 +210,8 @@ func TestApplyReconcilesForeignState(t *testing.T) {
 	}
 	defer en2.Close()
 	st, err := en2.Apply(context.Background(), rs)
-	if err != nil || !st.Full {
-		t.Fatalf("restart Apply: %v, %s; want a full replace", err, st)
+	if err != nil || !st.Empty() {
+		t.Fatalf("restart Apply: %v, %s; want nothing to send", err, st)
 	}
 	kernelEquals(t, ns, rs)
 	if err := en2.Delete(context.Background()); err != nil {

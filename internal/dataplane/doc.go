@@ -20,7 +20,8 @@
 // only the policies they name and reuses the other policies' rules and
 // sets (the same *Set, which Apply then skips). An Enforcer applies
 // Rulesets to a network namespace, each in one atomic transaction: the
-// first as a full replace, later ones as the difference from the last.
+// first as the difference from what the kernel holds (read back), later
+// ones as the difference from the last.
 //
 // The package imports engine and model; nothing imports it but the agent,
 // the lab and the CLI.

@@ -95,6 +95,7 @@ func Read(netnsPath string) (*Ruleset, error) {
 			case *nftables.ChainHookInput:
 				c.Hook = HookInput
 			}
+			c.Foreign = c.Hook == HookNone || !sameBaseChain(nftChain(table, c), nc)
 		}
 		rules, err := conn.GetRules(table, nc)
 		if err != nil {

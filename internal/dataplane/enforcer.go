@@ -51,8 +51,8 @@ type Enforcer struct {
 	nsPath string
 	nsFile *os.File // nil: the current network namespace
 	table  *nftables.Table
-	// last is the ruleset the kernel holds, as far as we know; nil
-	// forces a full replace on the next Apply.
+	// last is the ruleset the kernel holds, as far as we know; nil makes
+	// the next Apply read the kernel's table first.
 	last  *Ruleset
 	setID uint32
 }
@@ -83,9 +83,11 @@ func (e *Enforcer) Close() error {
 }
 
 // Apply makes the kernel's table equal to rs in one transaction. The
-// first Apply (and the first after a failure) replaces the table whole,
-// whatever it held; later ones send only the differences from the last
-// applied ruleset. On error the kernel keeps the previous ruleset whole
+// first Apply (and the first after a failure) reads the table back and
+// sends the differences from what it held; only an absent or foreign table
+// (a set of another type, a base chain that is not Palisade's) is rebuilt
+// whole. Later ones send only the differences from the last applied
+// ruleset. On error the kernel keeps the previous ruleset whole
 // (a *TxError names what it rejected). rs must not be modified
 // afterwards: the enforcer keeps it.
 func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
@@ -93,16 +95,35 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return Stats{}, err
 	}
+	prev := e.last
+	if prev == nil {
+		// After a start or a failure, diff against what the kernel holds:
+		// a restart then changes only what moved. Replacing a table in
+		// one transaction (even keeping its base chains) let a denied
+		// connection through, once in hundreds of replacements, in
+		// internal/lab TestFullReplaceNeverOpens; the diff never did.
+		held, err := Read(e.nsPath)
+		switch {
+		case err == nil:
+			prev = held
+		case !errors.Is(err, ErrNoTable):
+			return Stats{}, fmt.Errorf("read table inet %s: %w", TableName, err)
+		}
+	}
 	var tx *txn
-	if e.last != nil && e.last.Table == rs.Table {
+	if prev != nil && prev.Table == rs.Table {
 		tx = e.newTxn()
-		if !tx.diff(e.last, rs) {
+		if !tx.diff(prev, rs) {
 			tx = nil
 		}
 	}
 	if tx == nil {
+		held, err := e.held()
+		if err != nil {
+			return Stats{}, fmt.Errorf("read table inet %s: %w", TableName, err)
+		}
 		tx = e.newTxn()
-		tx.full(rs)
+		tx.full(rs, held)
 	}
 	st := tx.stats
 	st.Messages = len(tx.ops)
@@ -226,20 +247,52 @@ func (t *txn) addRules(c *Chain) {
 	}
 }
 
-// full replaces the table: add (so that the delete cannot fail), delete,
-// and build it again, all in one transaction.
-func (t *txn) full(rs *Ruleset) {
+// full makes the table equal to rs whatever it held, in one transaction,
+// without ever deleting a base chain that is already right: deleting and
+// re-adding a base chain re-registers its netfilter hook, and a test
+// (internal/lab TestFullReplaceNeverOpens) saw a denied connection get
+// through in that moment. So: add the table (a no-op when it exists),
+// flush every rule, delete every set and every other chain, and build the
+// rest again; the base chains' new rules take effect at the same commit.
+func (t *txn) full(rs *Ruleset, held *heldObjects) {
 	t.stats.Full = true
 	t.conn.AddTable(t.table)
 	t.op("add table")
-	t.conn.DelTable(t.table)
-	t.op("delete table")
-	t.conn.AddTable(t.table)
-	t.op("add table")
+	keep := map[string]bool{}
+	if held != nil {
+		// Rules go first (sets and chains in use cannot be deleted), then
+		// every set and map (map entries hold the chains they jump to),
+		// then the chains.
+		t.conn.FlushTable(t.table)
+		t.op("flush table")
+		for _, name := range held.sets {
+			t.conn.DelSet(&nftables.Set{Table: t.table, Name: name})
+			t.op("delete set %s", name)
+			t.stats.SetsDeleted++
+		}
+		want := map[string]*nftables.Chain{}
+		for _, c := range rs.Chains {
+			if c.Hook != HookNone {
+				want[c.Name] = nftChain(t.table, c)
+			}
+		}
+		for _, c := range held.chains {
+			if w := want[c.Name]; w != nil && sameBaseChain(w, c) {
+				keep[c.Name] = true
+				continue
+			}
+			t.conn.DelChain(&nftables.Chain{Table: t.table, Name: c.Name})
+			t.op("delete chain %s", c.Name)
+			t.stats.ChainsDeleted++
+		}
+	}
 	for _, s := range rs.Sets {
 		t.addSet(s)
 	}
 	for _, c := range rs.Chains {
+		if keep[c.Name] {
+			continue
+		}
 		t.conn.AddChain(nftChain(t.table, c))
 		t.op("add chain %s", c.Name)
 		t.stats.ChainsAdded++
@@ -250,6 +303,62 @@ func (t *txn) full(rs *Ruleset) {
 	for _, s := range rs.Sets {
 		t.addElems(s, s.Elems)
 	}
+}
+
+// sameBaseChain reports whether a chain in the kernel is the base chain
+// want: same type, hook, priority and policy.
+func sameBaseChain(want, got *nftables.Chain) bool {
+	return got.Hooknum != nil && got.Priority != nil && got.Policy != nil &&
+		got.Type == want.Type && *got.Hooknum == *want.Hooknum &&
+		*got.Priority == *want.Priority && *got.Policy == *want.Policy
+}
+
+// heldObjects names what Palisade's table holds in the kernel.
+type heldObjects struct {
+	chains []*nftables.Chain
+	sets   []string
+}
+
+// held lists the chains and sets of Palisade's table in the kernel; nil
+// when there is no table.
+func (e *Enforcer) held() (*heldObjects, error) {
+	var opts []nftables.ConnOption
+	if e.nsFile != nil {
+		opts = append(opts, nftables.WithNetNSFd(int(e.nsFile.Fd())))
+	}
+	conn, err := nftables.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	found := false
+	for _, tb := range tables {
+		found = found || tb.Name == TableName
+	}
+	if !found {
+		return nil, nil
+	}
+	h := &heldObjects{}
+	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	for _, c := range chains {
+		if c.Table != nil && c.Table.Name == TableName {
+			h.chains = append(h.chains, c)
+		}
+	}
+	sets, err := readSets(e.nsFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range sets {
+		h.sets = append(h.sets, st.Name)
+	}
+	return h, nil
 }
 
 // diff queues the changes from old to new and reports whether it could;
@@ -279,7 +388,7 @@ func (t *txn) diff(old, new *Ruleset) bool {
 		}
 	}
 	for _, c := range old.Chains {
-		if c.Hook != HookNone && newChains[c.Name] == nil {
+		if c.Foreign || (c.Hook != HookNone && newChains[c.Name] == nil) {
 			return false
 		}
 	}

@@ -175,6 +175,10 @@ type Chain struct {
 	Name  string
 	Hook  Hook // base chains: priority filter, policy accept
 	Rules []Rule
+	// Foreign marks a base chain read from the kernel that is not one of
+	// Palisade's (another hook, type, priority or policy): Apply replaces
+	// it.
+	Foreign bool
 }
 
 // Log is an NFLOG statement behind a kernel rate limit.
