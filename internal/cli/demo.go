@@ -104,7 +104,14 @@ func (d *demo) curlTo(ctx context.Context, pod, service, want string, wantOK boo
 	var out bytes.Buffer
 	code, err := d.ls.lab.Exec(ctx, model.Key{Namespace: "default", Name: pod},
 		[]string{"curl", "-sS", "--max-time", "3", service}, nil, &out, &out)
-	text := strings.TrimRight(out.String(), "\n")
+	d.judge(pod, service, want, out.String(), code, err, wantOK, why)
+}
+
+// judge prints what curl printed and whether it reached the pod named
+// want, and records a failure when that is not what wantOK says; why
+// says where the expectation comes from.
+func (d *demo) judge(pod, service, want, output string, code int, err error, wantOK bool, why string) {
+	text := strings.TrimRight(output, "\n")
 	if text != "" {
 		d.say("%s", text)
 	}

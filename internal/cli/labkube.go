@@ -588,24 +588,7 @@ func (d *kubeDemo) curl(ctx context.Context, pod, service, want string, wantOK b
 		code, err = l.Exec(ctx, model.Key{Namespace: kubeDemoNS, Name: pod},
 			[]string{"curl", "-sS", "--max-time", "3", service}, nil, &out, &out)
 	}
-	text := strings.TrimRight(out.String(), "\n")
-	if text != "" {
-		d.say("%s", text)
-	}
-	ok := err == nil && code == 0 && strings.Contains(text, want)
-	got := "succeeded"
-	if !ok {
-		got = "failed"
-		if code == 28 {
-			got = "blocked (connection timed out)"
-		}
-	}
-	verdict := "as expected"
-	if ok != wantOK {
-		verdict = "NOT as expected"
-		d.failed = append(d.failed, fmt.Sprintf("%s -> %s %s (%s)", pod, service, got, why))
-	}
-	d.say("# %s: %s (%s)", got, verdict, why)
+	d.judge(pod, service, want, out.String(), code, err, wantOK, why)
 }
 
 func (d *kubeDemo) run(ctx context.Context) error {
