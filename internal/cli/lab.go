@@ -138,16 +138,23 @@ func labApply(s Streams, args []string) error { return labChange(s, "apply", arg
 
 func labDelete(s Streams, args []string) error { return labChange(s, "delete", args) }
 
-func labChange(s Streams, verb string, args []string) error {
+// parseLabChange reads the flags and manifests of lab apply or delete, for
+// either kind of lab.
+func parseLabChange(s Streams, verb string, args []string) (labFlags, []manifest.Object, error) {
 	fs := newFlags("lab "+verb, s)
 	var lf labFlags
 	addLabFlags(fs, &lf)
 	var files stringList
 	fs.Var(&files, "f", "manifest file, directory or - (repeatable)")
 	if _, err := parse(fs, args); err != nil {
-		return err
+		return lf, nil, err
 	}
 	objs, err := readObjects(s, files)
+	return lf, objs, err
+}
+
+func labChange(s Streams, verb string, args []string) error {
+	lf, objs, err := parseLabChange(s, verb, args)
 	if err != nil {
 		return err
 	}

@@ -185,15 +185,7 @@ func labKubeUp(s Streams, args []string) error {
 }
 
 func labKubeChange(s Streams, verb string, args []string) error {
-	fs := newFlags("lab "+verb, s)
-	var lf labFlags
-	addLabFlags(fs, &lf)
-	var files stringList
-	fs.Var(&files, "f", "manifest file, directory or - (repeatable)")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	objs, err := readObjects(s, files)
+	lf, objs, err := parseLabChange(s, verb, args)
 	if err != nil {
 		return err
 	}
