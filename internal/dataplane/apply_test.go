@@ -155,7 +155,7 @@ func TestApplyFailureKeepsPrevious(t *testing.T) {
 			ch.Rules = append([]Rule{{Family: IPv4, Addr: &AddrMatch{Field: Saddr, Set: "no-such-set"}, Verdict: VerdictReturn}}, ch.Rules...)
 		}},
 		{"overlapping intervals", func(rs *Ruleset) {
-			s := rs.Set("default_frontend-access_ing0_peers4")
+			s := rs.PeerSet(engine.RuleRef{Policy: model.Key{Namespace: "default", Name: "frontend-access"}, Direction: model.Ingress}, IPv4)
 			s.Elems = append(s.Elems, Elem{Addr: netip.MustParseAddr("10.0.0.0"), End: netip.MustParseAddr("10.255.255.255")})
 		}},
 	} {

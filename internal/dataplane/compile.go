@@ -3,8 +3,10 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
@@ -38,6 +40,7 @@ func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
 		opts:     opts,
 		sets:     map[string]*Set{},
 		polRules: map[polDir][]Rule{},
+		ranges:   map[string]*[2][]netipx.IPRange{},
 	}
 	return c.compile()
 }
@@ -71,6 +74,8 @@ type compiler struct {
 	// rec collects the sets made for the policy being compiled, in
 	// order, for the Compiler's cache.
 	rec []*Set
+	// ranges caches peer addresses by peer key (see peerRanges).
+	ranges map[string]*[2][]netipx.IPRange
 	// used are the cache entries of this compile (incremental path).
 	used map[polDir]*polEntry
 	// iso are the isolating policies of each local pod (incremental path).
@@ -296,8 +301,40 @@ func ruleSetName(ref engine.RuleRef, kind string, fam Family) string {
 	return head + suffix
 }
 
+// peerSetName names the set of a peer key's addresses in one family:
+// `<first peer>[_and_<N>]-<hash>_peers<family>`, bounded, with hashLen
+// hex digits of a hash of the whole key (64 on a clash of short names).
+func peerSetName(key string, ids []engine.PeerID, fam Family, hashLen int) string {
+	readable := "_"
+	if len(ids) > 0 {
+		readable = ids[0].Short
+	}
+	if n := len(ids) - 1; n > 0 {
+		readable += fmt.Sprintf("_and_%d", n)
+	}
+	suffix := "-" + hashString(key, hashLen) + "_peers" + fam.suffix()
+	readable = identifier(readable)
+	if room := max(maxSetName-len(suffix), 1); len(readable) > room {
+		readable = readable[:room]
+	}
+	return readable + suffix
+}
+
 func ruleComment(ref engine.RuleRef) string {
-	return fmt.Sprintf("%s %s[%d]", ref.Policy, dirWord(ref.Direction), ref.Index)
+	return boundComment(fmt.Sprintf("%s %s[%d]", ref.Policy, dirWord(ref.Direction), ref.Index))
+}
+
+// boundComment cuts s to maxComment bytes (on a rune boundary), ending
+// it with "..." when cut: nft refuses longer comments.
+func boundComment(s string) string {
+	if len(s) <= maxComment {
+		return s
+	}
+	cut := maxComment - 3
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // rulesFor returns the nft rules of one policy in one direction: rules
@@ -313,6 +350,9 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 			// Replayed in the order they were made: the same sets win
 			// as in a full compile.
 			for _, s := range ent.sets {
+				if _, ok := c.sets[s.Name]; ok && s.Kind == KindPeers {
+					continue // shared, and already in from another policy
+				}
 				c.sets[s.Name] = s
 			}
 			c.polRules[pk] = ent.rules
@@ -400,28 +440,22 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 			hasSelectors = true
 		}
 	}
-	var ranges [2][]netipx.IPRange
-	if set := c.e.PeerIPs(r); set != nil {
-		for _, rg := range set.Ranges() {
-			ranges[famIndex(rg.From())] = append(ranges[famIndex(rg.From())], rg)
-		}
-	}
+	var ranges *[2][]netipx.IPRange // computed once per compile and peer key, when needed
 	for _, fam := range c.fams {
 		fi := int(fam - IPv4)
 		var peer *AddrMatch // nil for egress named ports alone: see below
-		if !hasSelectors && len(ranges[fi]) == 0 {
-			// Only ipBlocks, none of this family: nothing can match, and
-			// no pod coming or going can change that.
-			continue
+		if !hasSelectors {
+			if ranges == nil {
+				ranges = c.peerRanges(r)
+			}
+			if len(ranges[fi]) == 0 {
+				// Only ipBlocks, none of this family: nothing can match,
+				// and no pod coming or going can change that.
+				continue
+			}
 		}
 		if r.AllPorts || len(r.Ports) > 0 || dir == model.Ingress {
-			name := ruleSetName(ref, "peers", fam)
-			s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: comment}
-			for _, rg := range ranges[fi] {
-				s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
-			}
-			c.addSet(s)
-			peer = &AddrMatch{Field: peerField, Set: name}
+			peer = &AddrMatch{Field: peerField, Set: c.peerSet(r, fam)}
 		}
 		if r.AllPorts {
 			add(Rule{Family: fam, Addr: peer})
@@ -440,6 +474,56 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 	}
 	return out
+}
+
+// peerSet returns the name of the set of r's peer addresses in family
+// fam, shared by every rule with the same peers (engine.Rule.PeerKey),
+// adding it to the ruleset on first use. The incremental compiler keeps
+// the previous compile's *Set when the elements are the same.
+func (c *compiler) peerSet(r *engine.Rule, fam Family) string {
+	key, ids := r.PeerKey(), r.PeerIDs()
+	name := peerSetName(key, ids, fam, hashLen)
+	if s, ok := c.sets[name]; ok && s.key != key {
+		// Two peers' names met (same readable part, same short hash):
+		// the full hash tells them apart.
+		name = peerSetName(key, ids, fam, 64)
+	}
+	if s, ok := c.sets[name]; ok {
+		c.rec = append(c.rec, s)
+		return name
+	}
+	descs := make([]string, len(ids))
+	for i, id := range ids {
+		descs[i] = id.Desc
+	}
+	s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: boundComment(strings.Join(descs, "; ")), key: key}
+	for _, rg := range c.peerRanges(r)[fam-IPv4] {
+		s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
+	}
+	if c.inc != nil {
+		if old := c.inc.peers[name]; old != nil && old.key == key && old.sameDef(s) && slices.Equal(old.Elems, s.Elems) {
+			s = old
+		}
+	}
+	c.addSet(s)
+	return name
+}
+
+// peerRanges returns r's peer addresses by family, computed once per
+// compile for each peer key.
+func (c *compiler) peerRanges(r *engine.Rule) *[2][]netipx.IPRange {
+	key := r.PeerKey()
+	if rg, ok := c.ranges[key]; ok {
+		return rg
+	}
+	rg := new([2][]netipx.IPRange)
+	if set := c.e.PeerIPs(r); set != nil {
+		for _, x := range set.Ranges() {
+			rg[famIndex(x.From())] = append(rg[famIndex(x.From())], x)
+		}
+	}
+	c.ranges[key] = rg
+	return rg
 }
 
 // localSelected returns the pods of this node that pol selects.

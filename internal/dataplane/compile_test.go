@@ -247,6 +247,69 @@ func TestNamesBounded(t *testing.T) {
 			if r.Log != nil && len(r.Log.Prefix) > maxLogPrefix {
 				t.Errorf("log prefix %q too long", r.Log.Prefix)
 			}
+			if len(r.Comment) > maxComment {
+				t.Errorf("rule comment %q too long", r.Comment)
+			}
+		}
+	}
+}
+
+// TestPeerSetsShared: rules with the same peers, in any policy, order or
+// repetition, match one set per family; other peers get their own.
+func TestPeerSetsShared(t *testing.T) {
+	c := standardCluster()
+	fromB := func(name string, peers ...model.Peer) *model.Policy {
+		return &model.Policy{Namespace: "x", Name: name, Ingress: true, IngressRules: []model.Rule{{Peers: peers}}}
+	}
+	b := model.Peer{PodSelector: sel("pod", "b")}
+	cidr := model.Peer{IPBlock: &model.IPBlock{CIDR: prefix("10.0.0.0/8"), Except: []netip.Prefix{prefix("10.9.0.0/16"), prefix("10.8.0.0/16")}}}
+	cidr2 := model.Peer{IPBlock: &model.IPBlock{CIDR: prefix("10.0.0.0/8"), Except: []netip.Prefix{prefix("10.8.0.0/16"), prefix("10.9.0.0/16")}}}
+	addPolicy(c, fromB("p1", b, cidr))
+	addPolicy(c, fromB("p2", cidr2, b, b))
+	addPolicy(c, fromB("p3", b))
+	addPolicy(c, fromB("p4", model.Peer{PodSelector: sel("pod", "c")}))
+	rs := Compile(engine.FromCluster(c), "node-1", Options{})
+	set := func(pol string) string {
+		s := rs.PeerSet(engine.RuleRef{Policy: model.Key{Namespace: "x", Name: pol}, Direction: model.Ingress}, IPv4)
+		if s == nil {
+			t.Fatalf("no peer set for x/%s:\n%s", pol, rs)
+		}
+		return s.Name
+	}
+	if set("p1") != set("p2") {
+		t.Errorf("p1 and p2 have the same peers but sets %s and %s", set("p1"), set("p2"))
+	}
+	if set("p1") == set("p3") || set("p3") == set("p4") {
+		t.Errorf("different peers share a set: p1 %s, p3 %s, p4 %s", set("p1"), set("p3"), set("p4"))
+	}
+	s := rs.Set(set("p1"))
+	if want := "10.0.0.0/8 except 10.8.0.0/16, 10.9.0.0/16; pods pod=b in x"; s.Comment != want {
+		t.Errorf("comment = %q, want %q", s.Comment, want)
+	}
+	if !strings.HasPrefix(s.Name, "cidr-10.0.0.0/8_and_1-") {
+		t.Errorf("name = %q", s.Name)
+	}
+	n := 0
+	for _, s := range rs.Sets {
+		if s.Kind == KindPeers {
+			n++
+		}
+	}
+	if n != 6 { // three distinct peer lists, two families
+		t.Errorf("%d peer sets, want 6:\n%s", n, rs)
+	}
+}
+
+func TestBoundComment(t *testing.T) {
+	long := strings.Repeat("a", 200)
+	for _, tc := range []struct{ in, want string }{
+		{"x/p ingress[0]", "x/p ingress[0]"},
+		{long[:maxComment], long[:maxComment]},
+		{long, long[:maxComment-3] + "..."},
+		{long[:maxComment-4] + "ééé", long[:maxComment-4] + "..."}, // never cuts a rune
+	} {
+		if got := boundComment(tc.in); got != tc.want || len(got) > maxComment {
+			t.Errorf("boundComment(%d bytes) = %q, want %q", len(tc.in), got, tc.want)
 		}
 	}
 }

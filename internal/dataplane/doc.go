@@ -11,8 +11,9 @@
 // In a chain, each rule of each isolating policy becomes nft rules that
 // return when it allows; the chain ends by counting the drop per pod (a
 // counter per element of ingress_drops4/6, egress_drops4/6), optionally
-// logging it to NFLOG, and dropping. Peers and named ports live in per-rule
-// named sets, so the per-packet cost does not grow with pods.
+// logging it to NFLOG, and dropping. Peers live in named sets shared by
+// all rules with the same peers, named ports in per-rule sets, so the
+// per-packet cost does not grow with pods.
 //
 // Compile is a pure function from the engine to a Ruleset (plain data,
 // rendered by String as `nft list table` prints it). A Compiler gives the

@@ -5,6 +5,7 @@ import (
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
+	"go4.org/netipx"
 )
 
 // Compiler compiles one node's ruleset incrementally: it keeps, per
@@ -25,6 +26,9 @@ type Compiler struct {
 	node  string
 	opts  Options
 	cache map[polDir]*polEntry
+	// peers are the shared peer sets of the last compile, by name: one
+	// recomputed with the same elements is replaced by the old *Set.
+	peers map[string]*Set
 	fams  []Family
 	// iso are the isolating policies of each local pod at the last
 	// compile.
@@ -86,6 +90,7 @@ func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 		sets:     map[string]*Set{},
 		polRules: map[polDir][]Rule{},
 		used:     map[polDir]*polEntry{},
+		ranges:   map[string]*[2][]netipx.IPRange{},
 		iso:      map[model.Key]*[2][]*engine.Policy{},
 	}
 	return c.compile()
@@ -117,4 +122,10 @@ func (cc *Compiler) finish(c *compiler) {
 	cc.Recompiled = n
 	cc.cache = c.used
 	cc.iso = c.iso
+	cc.peers = map[string]*Set{}
+	for name, s := range c.sets {
+		if s.Kind == KindPeers {
+			cc.peers[name] = s
+		}
+	}
 }

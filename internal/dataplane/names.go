@@ -31,6 +31,8 @@ const (
 	maxChainName = 64
 	maxSetName   = 64
 	hashLen      = 8
+	// maxComment keeps comments within the 128 bytes nft accepts.
+	maxComment = 127
 
 	// logPrefix starts every NFLOG prefix, so that drops are easy to grep.
 	logPrefix = "palisade-drop "

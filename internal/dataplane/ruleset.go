@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -135,6 +136,8 @@ type Set struct {
 	// Counters holds, for a drops set read back from the kernel, each
 	// element's counter (parallel to Elems); nil otherwise.
 	Counters []Counter
+	// key is a compiled peer set's engine.Rule.PeerKey (not in the kernel).
+	key string
 }
 
 // Counter is a packet and byte count read back from the kernel.
@@ -251,6 +254,23 @@ func (r *Ruleset) Set(name string) *Set {
 	for _, s := range r.Sets {
 		if s.Name == name {
 			return s
+		}
+	}
+	return nil
+}
+
+// PeerSet returns the set of peer addresses of family fam that the nft
+// rules of one policy rule match (found by their comment), or nil. Rules
+// with the same peers share the set.
+func (r *Ruleset) PeerSet(ref engine.RuleRef, fam Family) *Set {
+	comment := ruleComment(ref)
+	for _, c := range r.Chains {
+		for _, x := range c.Rules {
+			if x.Comment == comment && x.Family == fam && x.Addr != nil {
+				if s := r.Set(x.Addr.Set); s != nil && s.Kind == KindPeers {
+					return s
+				}
+			}
 		}
 	}
 	return nil

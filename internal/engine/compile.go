@@ -1,6 +1,10 @@
 package engine
 
 import (
+	"slices"
+	"sort"
+	"strings"
+
 	"github.com/palisade-net/palisade/internal/model"
 	"go4.org/netipx"
 )
@@ -50,10 +54,70 @@ type Rule struct {
 	Ports    []PortRange
 	Named    []NamedPort
 	spec     *model.Rule
+	// peers identify and describe the rule's distinct peers, sorted by
+	// key (see PeerKey).
+	peers []PeerID
+}
+
+// PeerID is one distinct peer of a rule: a shared selector, or an ipBlock
+// as written (exceptions sorted).
+type PeerID struct {
+	Key string
+	// Short is a compact name ("prod.app=db", "all-ns.app=db",
+	// "cidr-10.0.0.0/8"); Desc says it in words ("pods app=db in prod").
+	Short, Desc string
 }
 
 // Spec returns the rule as written.
 func (r *Rule) Spec() *model.Rule { return r.spec }
+
+// PeerKey identifies the addresses a rule's peers cover: rules with the
+// same key, in any policy, cover the same addresses at every moment
+// (their selectors are the same shared selectors, their ipBlocks the same
+// text), so the dataplane can give them one set. Empty for AllPeers.
+func (r *Rule) PeerKey() string {
+	keys := make([]string, len(r.peers))
+	for i, p := range r.peers {
+		keys[i] = p.Key
+	}
+	return strings.Join(keys, " ; ")
+}
+
+// PeerIDs returns the rule's distinct peers in PeerKey's order.
+func (r *Rule) PeerIDs() []PeerID { return r.peers }
+
+// id names and describes the pods a selector picks.
+func (s *selector) id() PeerID {
+	pods, short := "all pods", "all"
+	if s.podSel != nil && s.podSel.String() != "<all>" {
+		pods, short = "pods "+s.podSel.String(), s.podSel.String()
+	}
+	id := PeerID{Key: s.key}
+	switch {
+	case s.nsSel == nil:
+		id.Short, id.Desc = s.ns+"."+short, pods+" in "+s.ns
+	case s.nsSel.String() == "<all>":
+		id.Short, id.Desc = "all-ns."+short, pods+" in all namespaces"
+	case len(s.nsSel.Exprs) == 0 && len(s.nsSel.MatchLabels) == 1 && s.nsSel.MatchLabels[model.NamespaceNameLabel] != "":
+		ns := s.nsSel.MatchLabels[model.NamespaceNameLabel]
+		id.Short, id.Desc = ns+"."+short, pods+" in "+ns
+	default:
+		id.Short, id.Desc = "ns:"+s.nsSel.String()+"."+short, pods+" in namespaces "+s.nsSel.String()
+	}
+	return id
+}
+
+func blockText(b *model.IPBlock) string {
+	ex := make([]string, len(b.Except))
+	for i, p := range b.Except {
+		ex[i] = p.String()
+	}
+	sort.Strings(ex)
+	if len(ex) == 0 {
+		return b.CIDR.String()
+	}
+	return b.CIDR.String() + " except " + strings.Join(ex, ", ")
+}
 
 // selector is a pod selection shared by every policy that uses the same
 // one: a fixed namespace or a namespace selector, and an optional pod
@@ -245,10 +309,16 @@ func (e *Engine) compileRule(pk model.Key, ref RuleRef, spec *model.Rule) *Rule 
 			one, _ := b.IPSet()
 			blocks.AddSet(one)
 			hasBlocks = true
+			t := blockText(peer.IPBlock)
+			r.peers = append(r.peers, PeerID{"cidr=" + t, "cidr-" + peer.IPBlock.CIDR.String(), t})
 			continue
 		}
-		r.peerSels = append(r.peerSels, e.acquire(pk, ref.Policy.Namespace, peer.NamespaceSelector, peer.PodSelector))
+		s := e.acquire(pk, ref.Policy.Namespace, peer.NamespaceSelector, peer.PodSelector)
+		r.peerSels = append(r.peerSels, s)
+		r.peers = append(r.peers, s.id())
 	}
+	sort.Slice(r.peers, func(i, j int) bool { return r.peers[i].Key < r.peers[j].Key })
+	r.peers = slices.CompactFunc(r.peers, func(a, b PeerID) bool { return a.Key == b.Key })
 	if hasBlocks {
 		r.Blocks, _ = blocks.IPSet()
 	}

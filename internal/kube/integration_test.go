@@ -36,9 +36,11 @@ import (
 
 	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/dataplane"
+	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/kube"
 	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/model"
 )
 
 func randHex(n int) string {
@@ -386,13 +388,18 @@ func setHas(rs *dataplane.Ruleset, set, addr string) bool {
 	return false
 }
 
+// ingress0 names ingress rule 0 of policy ns/name.
+func ingress0(ns, name string) engine.RuleRef {
+	return engine.RuleRef{Policy: model.Key{Namespace: ns, Name: name}, Direction: model.Ingress}
+}
+
 // peersHold reports whether the peer set of policy ns/name, ingress rule
 // 0, holds addr (in an element or a range).
 func peersHold(rs *dataplane.Ruleset, ns, name, addr string) bool {
 	if rs == nil {
 		return false
 	}
-	s := rs.Set(ns + "_" + name + "_ing0_peers4")
+	s := rs.PeerSet(ingress0(ns, name), dataplane.IPv4)
 	if s == nil {
 		return false
 	}
@@ -513,7 +520,7 @@ func TestAgentAgainstAPIServer(t *testing.T) {
 	// Deleting the policy removes its chain, sets and map element.
 	e.deletePolicy("web")
 	waitKernel(t, nsPath, "the policy gone", 5*time.Second, func(rs *dataplane.Ruleset) bool {
-		return rs != nil && len(policyChains(rs)) == 0 && !setHas(rs, "ingress4", "10.250.0.1") && rs.Set(e.ns+"_web_ing0_peers4") == nil
+		return rs != nil && len(policyChains(rs)) == 0 && !setHas(rs, "ingress4", "10.250.0.1") && rs.PeerSet(ingress0(e.ns, "web"), dataplane.IPv4) == nil
 	})
 
 	// Shutdown (SIGTERM's path: the context ends) leaves the rules.
@@ -547,7 +554,7 @@ func TestAgentAgainstAPIServer(t *testing.T) {
 	if got.Chain("by-hand") != nil || strings.Contains(got.String(), "by-hand") {
 		t.Errorf("the by-hand chain and rule survived the restart:\n%s", got)
 	}
-	if chains := policyChains(got); len(chains) != 1 || !peersHold(got, e.ns, "web2", "10.250.1.2") || got.Set(e.ns+"_web_ing0_peers4") != nil {
+	if chains := policyChains(got); len(chains) != 1 || !peersHold(got, e.ns, "web2", "10.250.1.2") || got.PeerSet(ingress0(e.ns, "web"), dataplane.IPv4) != nil {
 		t.Errorf("restart did not reconcile the policies (stale web, new web2):\n%s", got)
 	}
 	got.Live = false // counters aside
