@@ -52,8 +52,12 @@ func startAgent(bin, kubeconfig, netnsPath, logPath string) (*agentProc, error) 
 		return nil, err
 	}
 	defer lf.Close()
-	cmd := exec.Command(bin, "agent", "--kubeconfig", kubeconfig, "--node-name", localNode,
-		"--netns", netnsPath, "--metrics-addr", addr)
+	args := []string{"agent", "--kubeconfig", kubeconfig, "--node-name", localNode,
+		"--netns", netnsPath, "--metrics-addr", addr}
+	if *flagHeapProfile != "" {
+		args = append(args, "--profiling")
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// Dies with the bench if the bench dies hard; SIGINT from a terminal
 	// reaches it too (same process group), and it stops gracefully.
@@ -73,6 +77,27 @@ func startAgent(bin, kubeconfig, netnsPath, logPath string) (*agentProc, error) 
 }
 
 func (a *agentProc) pid() int { return a.cmd.Process.Pid }
+
+// heapProfile saves the agent's heap profile (after a GC) to file.
+func (a *agentProc) heapProfile(file string) error {
+	resp, err := http.Get("http://" + a.addr + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
 
 // stop sends SIGTERM (the agent leaves its table in place) and waits;
 // SIGKILL after 10 s.

@@ -44,14 +44,17 @@ type sample struct {
 }
 
 // latPolicy is the policy of latency sample i: it selects the app of a
-// pod of node-0 in its namespace and allows ingress from a tier on 8080.
+// pod of node-0 in its namespace and allows ingress from a tier on 8080
+// and on the named port http. Peer sets are shared between policies with
+// the same peers, but a named port has a set of the rule's own
+// (<ns>_<policy>_ing<i>_named<family>): that is what the set probe sees.
 func latPolicy(lp *corev1.Pod, i int) *networkingv1.NetworkPolicy {
 	p := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: lp.Namespace, Name: fmt.Sprintf("lat-%04d", i)}}
 	p.Spec.PodSelector = *sel("app", lp.Labels["app"])
 	p.Spec.PolicyTypes = ingressOnly
 	p.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{
 		From:  []networkingv1.NetworkPolicyPeer{{PodSelector: sel("tier", "web")}},
-		Ports: []networkingv1.NetworkPolicyPort{portNum(corev1.ProtocolTCP, 8080)},
+		Ports: []networkingv1.NetworkPolicyPort{portNum(corev1.ProtocolTCP, 8080), portName("http")},
 	}}
 	return p
 }

@@ -43,22 +43,23 @@ import (
 const netnsPrefix = "palisade-agentbench-"
 
 var (
-	flagKubeconfig = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server (admin)")
-	flagPalisade   = flag.String("palisade", "bin/palisade", "the palisade binary")
-	flagScale      = flag.String("scale", "1k", "1k (1,000 pods x 1,000 policies, 50 namespaces) or 10k (10,000 x 10,000, 200 namespaces)")
-	flagSeed       = flag.Uint64("seed", 1, "cluster generator seed")
-	flagWorkers    = flag.Int("workers", 8, "concurrent writers while populating the API server")
-	flagQPS        = flag.Float64("qps", 2000, "client-go QPS while populating (burst is twice this)")
-	flagColdReps   = flag.Int("cold-reps", 5, "cold starts of each kind (fresh node, restart with table present)")
-	flagReadyPoll  = flag.Duration("ready-poll", 5*time.Millisecond, "/readyz polling interval")
-	flagSamples    = flag.Int("samples", 200, "latency samples per operation (create, update, delete)")
-	flagSpacing    = flag.Duration("spacing", 50*time.Millisecond, "pause between latency operations")
-	flagPoll       = flag.Duration("poll", 2*time.Millisecond, "pause between dataplane.Read polls")
-	flagOpTimeout  = flag.Duration("op-timeout", 10*time.Second, "give up on one operation after this long")
-	flagLatTime    = flag.Duration("latency-time", 4*time.Minute, "stop taking latency samples after this long")
-	flagProbe      = flag.String("probe", "sets", "how to watch the kernel: sets (one GETSET dump of set names on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
-	flagWide       = flag.Bool("wide", false, "keep scaleCluster's cluster-wide peers (a team's namespaces; every non-dev namespace) instead of a group of 10 namespaces")
-	flagKeep       = flag.String("logdir", "", "keep the agent's logs in this directory (default: a temp dir, removed)")
+	flagKubeconfig  = flag.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server (admin)")
+	flagPalisade    = flag.String("palisade", "bin/palisade", "the palisade binary")
+	flagScale       = flag.String("scale", "1k", "1k (1,000 pods x 1,000 policies, 50 namespaces) or 10k (10,000 x 10,000, 200 namespaces)")
+	flagSeed        = flag.Uint64("seed", 1, "cluster generator seed")
+	flagWorkers     = flag.Int("workers", 8, "concurrent writers while populating the API server")
+	flagQPS         = flag.Float64("qps", 2000, "client-go QPS while populating (burst is twice this)")
+	flagColdReps    = flag.Int("cold-reps", 5, "cold starts of each kind (fresh node, restart with table present)")
+	flagReadyPoll   = flag.Duration("ready-poll", 5*time.Millisecond, "/readyz polling interval")
+	flagSamples     = flag.Int("samples", 200, "latency samples per operation (create, update, delete)")
+	flagSpacing     = flag.Duration("spacing", 50*time.Millisecond, "pause between latency operations")
+	flagPoll        = flag.Duration("poll", 2*time.Millisecond, "pause between dataplane.Read polls")
+	flagOpTimeout   = flag.Duration("op-timeout", 10*time.Second, "give up on one operation after this long")
+	flagLatTime     = flag.Duration("latency-time", 4*time.Minute, "stop taking latency samples after this long")
+	flagProbe       = flag.String("probe", "sets", "how to watch the kernel: sets (one GETSET dump of set names on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
+	flagWide        = flag.Bool("wide", false, "keep scaleCluster's cluster-wide peers (a team's namespaces; every non-dev namespace) instead of a group of 10 namespaces")
+	flagHeapProfile = flag.String("heap-profile", "", "run the agent with --profiling and save its heap profile after the cold starts to this file")
+	flagKeep        = flag.String("logdir", "", "keep the agent's logs in this directory (default: a temp dir, removed)")
 )
 
 // running are the agent processes alive, for cleanup.
@@ -176,6 +177,13 @@ func run(ctx context.Context) error {
 		diag.build.Round(time.Microsecond), diag.compile.Round(time.Microsecond), diag.chains, diag.sets, diag.elements)
 
 	a, err := coldStarts(ctx, res, bin, path, logDir)
+	if err == nil && *flagHeapProfile != "" {
+		if err := a.heapProfile(*flagHeapProfile); err != nil {
+			logf("heap profile: %v", err)
+		} else {
+			logf("agent heap profile in %s", *flagHeapProfile)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -13,8 +13,8 @@ import (
 
 // setProbe lists the names of the sets of Palisade's table in one GETSET
 // dump, on a netlink socket opened once in the namespace. It is the cheap
-// way to watch the kernel: a policy's rules and its per-rule sets
-// (<ns>_<policy>_<ing|egr><i>_<kind><family>) come and go in the same
+// way to watch the kernel: a policy's rules and its per-rule named-port
+// sets (<ns>_<policy>_<ing|egr><i>_named<family>) come and go in the same
 // atomic transaction, so the set names show a change exactly when the
 // rule comments do. dataplane.Read, by contrast, opens a socket per set
 // and per chain (see BENCHMARKS.md).

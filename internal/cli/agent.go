@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -29,6 +30,7 @@ func runAgent(s Streams, args []string) error {
 	logDenied := fs.Bool("log-denied", false, "log every denied new connection (NFLOG, rate-limited in the kernel)")
 	terminate := fs.Bool("terminate-denied", false, "after a policy change, delete established conntrack flows that policy now denies")
 	cleanup := fs.Bool("cleanup", false, "remove Palisade's table from the node and exit")
+	profiling := fs.Bool("profiling", false, "also serve Go's profiles (/debug/pprof/) on --metrics-addr")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -96,7 +98,17 @@ func runAgent(s Streams, args []string) error {
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
-		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		h := a.Handler()
+		if *profiling {
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			h = mux
+		}
+		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server", "error", err.Error())

@@ -175,3 +175,31 @@ func localSelectedPods(e *engine.Engine, spec *model.Policy) []*model.Pod {
 	}
 	return out
 }
+
+// BenchmarkRead reads a loaded table back (an agent's restart, `lab
+// rules`, a metrics scrape of the drop counters).
+func BenchmarkRead(b *testing.B) {
+	for _, sc := range scales[:2] {
+		b.Run(sc.name, func(b *testing.B) {
+			_, path := newNetns(b)
+			en, err := New(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer en.Close()
+			rs := Compile(engine.FromCluster(syntheticCluster(sc.pods, sc.policies, sc.local)), "node-1", Options{})
+			if _, err := en.Apply(context.Background(), rs); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := Read(path); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_, _, sets, elems := rulesetSize(rs)
+			b.ReportMetric(float64(sets), "sets")
+			b.ReportMetric(float64(elems), "elements")
+		})
+	}
+}

@@ -47,10 +47,13 @@ func Read(netnsPath string) (*Ruleset, error) {
 		nsFile = f
 		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
 	}
-	conn, err := nftables.New(opts...)
+	// One socket for every request: a socket per set and chain (the
+	// library's default) made reading a large table cost seconds.
+	conn, err := nftables.New(append(opts, nftables.AsLasting())...)
 	if err != nil {
 		return nil, err
 	}
+	defer conn.CloseLasting()
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
 	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
 	if err != nil {

@@ -57,6 +57,9 @@ func podEvent(p *corev1.Pod) agent.Event {
 		return ev
 	}
 	ev.Pod, ev.Err = apiconv.Pod(p)
+	if ev.Pod != nil {
+		ev.Pod.Images = nil // only the lab reads them
+	}
 	return ev
 }
 
@@ -66,9 +69,15 @@ func namespaceEvent(n *corev1.Namespace) agent.Event {
 	return ev
 }
 
+// policyEvent converts a policy. Of its metadata only the name counts: a
+// policy's own labels play no part in enforcement, so an invalid one
+// cannot make the policy fail closed.
 func policyEvent(np *networkingv1.NetworkPolicy) agent.Event {
 	ev := agent.Event{Kind: agent.KindPolicy, Key: model.Key{Namespace: np.Namespace, Name: np.Name}}
-	ev.Policy, ev.Err = ConvertPolicy(np)
+	ev.Policy, ev.Err = ConvertPolicy(&networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Namespace: np.Namespace, Name: np.Name},
+		Spec:       np.Spec,
+	})
 	return ev
 }
 

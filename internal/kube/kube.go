@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -32,7 +31,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/palisade-net/palisade/internal/agent"
-	"github.com/palisade-net/palisade/internal/model"
 )
 
 // Config returns the client configuration from the kubeconfig file, or
@@ -153,15 +151,8 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 				return cs.CoreV1().Nodes().Watch(ctx, o)
 			}),
 	}
-	transforms := []cache.TransformFunc{
-		transform(stripPod), transform(stripNamespace), transform(stripPolicy), transform(stripNode),
-	}
-	handlers := []cache.ResourceEventHandler{
-		handler(s, push, agent.KindPod, podEvent, samePod),
-		handler(s, push, agent.KindNamespace, namespaceEvent, func(a, b *corev1.Namespace) bool { return maps.Equal(a.Labels, b.Labels) }),
-		handler(s, push, agent.KindPolicy, policyEvent, samePolicy),
-		handler(s, push, agent.KindNode, nodeEvent, sameNode),
-	}
+	transforms := []cache.TransformFunc{podTransform, namespaceTransform, policyTransform, nodeTransform}
+	h := handler(s, push)
 	var hasSynced []cache.InformerSynced
 	for i, in := range infs {
 		if err := in.inf.SetTransform(transforms[i]); err != nil {
@@ -173,7 +164,7 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 		}); err != nil {
 			return err
 		}
-		reg, err := in.inf.AddEventHandler(handlers[i])
+		reg, err := in.inf.AddEventHandler(h)
 		if err != nil {
 			return err
 		}
@@ -280,29 +271,24 @@ func (s *Source) Healthy() error {
 	return nil
 }
 
-// handler turns informer notifications for objects of kind into agent
-// events: convert turns an object into an upsert event; same (when not
-// nil) filters out updates that change nothing the engine reads.
-func handler[T interface {
-	*corev1.Pod | *corev1.Namespace | *networkingv1.NetworkPolicy | *corev1.Node
-	metav1.Object
-}](s *Source, push func(agent.Event), kind agent.Kind, convert func(T) agent.Event, same func(a, b T) bool) cache.ResourceEventHandler {
+// handler turns informer notifications (of entries, see transform) into
+// agent events, leaving out updates that change nothing the engine reads.
+func handler(s *Source, push func(agent.Event)) cache.ResourceEventHandler {
 	upsert := func(obj any) {
-		t, ok := obj.(T)
+		e, ok := obj.(*entry)
 		if !ok {
 			return
 		}
-		received := s.opts.Now()
-		ev := convert(t)
-		ev.Received = received
+		ev := e.ev
+		ev.Received = s.opts.Now()
 		push(ev)
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: upsert,
 		UpdateFunc: func(oldObj, newObj any) {
-			o, ok1 := oldObj.(T)
-			n, ok2 := newObj.(T)
-			if ok1 && ok2 && same != nil && same(o, n) {
+			o, ok1 := oldObj.(*entry)
+			n, ok2 := newObj.(*entry)
+			if ok1 && ok2 && sameEvent(&o.ev, &n.ev) {
 				return
 			}
 			upsert(newObj)
@@ -312,12 +298,11 @@ func handler[T interface {
 			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = tomb.Obj
 			}
-			t, ok := obj.(T)
+			e, ok := obj.(*entry)
 			if !ok {
 				return
 			}
-			key := model.Key{Namespace: t.GetNamespace(), Name: t.GetName()}
-			push(agent.Event{Kind: kind, Key: key, Delete: true, Received: received})
+			push(agent.Event{Kind: e.ev.Kind, Key: e.ev.Key, Delete: true, Received: received})
 		},
 	}
 }
