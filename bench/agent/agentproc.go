@@ -176,6 +176,29 @@ func memory(pid int) (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
+// memoryDetail says what the agent's resident memory is made of: anonymous
+// (the Go heap, stacks, runtime) and file-backed (the binary's pages)
+// from /proc, and the Go heap's live and total figures from /metrics.
+func (a *agentProc) memoryDetail() string {
+	var parts []string
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.pid())); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && (f[0] == "RssAnon:" || f[0] == "RssFile:") {
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				parts = append(parts, fmt.Sprintf("%s %s", strings.TrimSuffix(f[0], ":"), mb(v*1024)))
+			}
+		}
+	}
+	if m, err := a.scrape(); err == nil {
+		for _, g := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_sys_bytes", "go_memstats_next_gc_bytes"} {
+			if v, ok := gauge(m, g); ok {
+				parts = append(parts, fmt.Sprintf("%s %s", strings.TrimSuffix(strings.TrimPrefix(g, "go_memstats_"), "_bytes"), mb(int64(v))))
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 // cpuTime returns the process's user+system CPU time (/proc/PID/stat).
 func cpuTime(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -58,7 +58,7 @@ var (
 	flagLatTime     = flag.Duration("latency-time", 4*time.Minute, "stop taking latency samples after this long")
 	flagProbe       = flag.String("probe", "sets", "how to watch the kernel: sets (one GETSET dump of set names on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
 	flagWide        = flag.Bool("wide", false, "keep scaleCluster's cluster-wide peers (a team's namespaces; every non-dev namespace) instead of a group of 10 namespaces")
-	flagHeapProfile = flag.String("heap-profile", "", "run the agent with --profiling and save its heap profile after the cold starts to this file")
+	flagHeapProfile = flag.String("heap-profile", "", "run the agent with --profiling and save its heap profiles, when ready and at the end, to PREFIX-ready.prof and PREFIX-end.prof")
 	flagKeep        = flag.String("logdir", "", "keep the agent's logs in this directory (default: a temp dir, removed)")
 )
 
@@ -178,11 +178,7 @@ func run(ctx context.Context) error {
 
 	a, err := coldStarts(ctx, res, bin, path, logDir)
 	if err == nil && *flagHeapProfile != "" {
-		if err := a.heapProfile(*flagHeapProfile); err != nil {
-			logf("heap profile: %v", err)
-		} else {
-			logf("agent heap profile in %s", *flagHeapProfile)
-		}
+		saveHeap(a, *flagHeapProfile+"-ready.prof")
 	}
 	if err != nil {
 		return err
@@ -195,6 +191,10 @@ func run(ctx context.Context) error {
 	}
 	if rss, hwm, err := memory(a.pid()); err == nil {
 		res.rssAfterLat, res.hwmAfterLat = rss, hwm
+	}
+	res.memAfterLat = a.memoryDetail()
+	if *flagHeapProfile != "" {
+		saveHeap(a, *flagHeapProfile+"-end.prof")
 	}
 	if err := a.stop(); err != nil {
 		logf("agent stop: %v", err)
@@ -292,6 +292,14 @@ func coldStarts(ctx context.Context, res *result, bin, path, logDir string) (*ag
 		}
 	}
 	return last, nil
+}
+
+func saveHeap(a *agentProc, file string) {
+	if err := a.heapProfile(file); err != nil {
+		logf("heap profile: %v", err)
+		return
+	}
+	logf("agent heap profile in %s", file)
 }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }

@@ -27,6 +27,7 @@ type result struct {
 
 	cold                     []coldStart
 	rssAfterLat, hwmAfterLat int64
+	memAfterLat              string // what the memory is made of
 
 	readCost, probeCost                []time.Duration
 	readErrors, verified, verifyFailed int
@@ -115,7 +116,7 @@ func (r *result) print(w io.Writer) {
 			}
 		}
 	}
-	p("agent memory at the end (after the latency runs, if any): VmRSS %s, VmHWM %s", mb(r.rssAfterLat), mb(r.hwmAfterLat))
+	p("agent memory at the end (after the latency runs, if any): VmRSS %s, VmHWM %s (%s)", mb(r.rssAfterLat), mb(r.hwmAfterLat), r.memAfterLat)
 	if r.scale.name == "10k" {
 		med := quantile(readyAll, 0.5)
 		p("target cold start < %s at 10k: median %s ms -> %s", targetCold, ms(med), verdict(med < targetCold))

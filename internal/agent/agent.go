@@ -56,6 +56,10 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// BeforeReady, when set, runs once after the first reconcile is in
+	// the kernel and before the agent reports ready. The CLI returns the
+	// start's transient memory to the OS there (debug.FreeOSMemory).
+	BeforeReady func()
 }
 
 // maxPendingLatencies bounds the receipt times kept for events not yet
@@ -384,10 +388,16 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 
 	if !a.reconciled.Load() {
+		var before time.Duration
+		if a.opts.BeforeReady != nil {
+			t := a.now()
+			a.opts.BeforeReady()
+			before = a.now().Sub(t)
+		}
 		a.reconciled.Store(true)
-		cold := done.Sub(a.started)
+		cold := a.now().Sub(a.started)
 		a.m.coldStart.Set(cold.Seconds())
-		a.log.Info("initial reconcile done; ready", "node", a.opts.NodeName,
+		a.log.Info("initial reconcile done; ready", "node", a.opts.NodeName, "before_ready", before.String(),
 			"pods", pods, "local_pods", local, "policies", pols,
 			"chains", len(rs.Chains), "sets", len(rs.Sets), "elements", countElems(rs),
 			"transaction", st.String(), "since_start", cold.String())

@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -74,7 +75,20 @@ func runAgent(s Streams, args []string) error {
 		return err
 	}
 	src := kube.NewSource(client, kube.SourceOptions{NodeName: *nodeName, Logger: log})
-	aopts := agent.Options{NodeName: *nodeName, Logger: log}
+	// Memory: listing the cluster at start allocates several times what
+	// the agent keeps (decoded API objects, the first transaction's
+	// messages). Once the first reconcile is in the kernel, that is given
+	// back to the OS, and from then on the GC keeps less headroom than Go's
+	// default (GOGC=50, unless GOGC is set): the agent is a long-lived
+	// daemon whose heap is the cluster's state, and mostly idle.
+	tuneGC := os.Getenv("GOGC") == ""
+	beforeReady := func() {
+		debug.FreeOSMemory()
+		if tuneGC {
+			debug.SetGCPercent(50)
+		}
+	}
+	aopts := agent.Options{NodeName: *nodeName, Logger: log, BeforeReady: beforeReady}
 	if *logDenied {
 		nf, err := agent.OpenNFLOG(*netnsPath, agent.DenyLogGroup)
 		if err != nil {

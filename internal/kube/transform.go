@@ -5,6 +5,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/palisade-net/palisade/internal/agent"
@@ -18,29 +20,37 @@ import (
 // objects anyway: the entry shares them with it. Memory at 100k pods
 // matters.
 
-// entry is what an informer stores for one object.
+// entry is what an informer stores for one object. It is not a
+// metav1.Object: client-go reads metadata through meta.Accessor, which
+// takes GetObjectMeta, made on demand, so that no ObjectMeta struct (over
+// 200 bytes) is stored per object.
 type entry struct {
-	metav1.TypeMeta
-	metav1.ObjectMeta
+	uid types.UID
+	rv  string
 	// ev is the object as an upsert event (Received unset), or a delete
-	// for a pod that has terminated. Its model objects are never
-	// modified, by the agent or the engine.
+	// for a pod that has terminated. Its key is the object's namespace
+	// and name. Its model objects are never modified, by the agent or the
+	// engine.
 	ev agent.Event
 }
 
-// DeepCopyObject makes entry a runtime.Object. The event's model objects
-// are immutable, so they are shared.
+// GetObjectMeta gives client-go the name, namespace, UID and
+// resourceVersion (metav1.ObjectMetaAccessor).
+func (e *entry) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: e.ev.Key.Namespace, Name: e.ev.Key.Name, UID: e.uid, ResourceVersion: e.rv}
+}
+
+// GetObjectKind and DeepCopyObject make entry a runtime.Object. The
+// event's model objects are immutable, so a copy shares them.
+func (e *entry) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
 func (e *entry) DeepCopyObject() runtime.Object {
 	c := *e
-	c.ObjectMeta = *e.ObjectMeta.DeepCopy()
 	return &c
 }
 
 func newEntry(m metav1.Object, ev agent.Event) *entry {
-	return &entry{
-		ObjectMeta: metav1.ObjectMeta{Name: m.GetName(), Namespace: m.GetNamespace(), UID: m.GetUID(), ResourceVersion: m.GetResourceVersion()},
-		ev:         ev,
-	}
+	return &entry{uid: m.GetUID(), rv: m.GetResourceVersion(), ev: ev}
 }
 
 // transform returns the cache.TransformFunc that turns objects of type T

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -146,8 +147,15 @@ func TestTransform(t *testing.T) {
 				t.Fatalf("transform gave %T", out)
 			}
 			wantMeta := metav1.ObjectMeta{Namespace: tc.in.GetNamespace(), Name: tc.in.GetName(), UID: tc.in.GetUID(), ResourceVersion: "42"}
-			if !reflect.DeepEqual(e.ObjectMeta, wantMeta) {
-				t.Errorf("metadata = %+v, want %+v", e.ObjectMeta, wantMeta)
+			m, err := meta.Accessor(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.(*metav1.ObjectMeta); !reflect.DeepEqual(*got, wantMeta) {
+				t.Errorf("metadata = %+v, want %+v", *got, wantMeta)
+			}
+			if key, err := cache.MetaNamespaceKeyFunc(e); err != nil || key != cache.MetaObjectToName(tc.in).String() {
+				t.Errorf("informer key = %q, %v", key, err)
 			}
 			if !reflect.DeepEqual(e.ev, tc.want) {
 				t.Errorf("event:\n got %+v\nwant %+v", e.ev, tc.want)
