@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
@@ -45,9 +46,7 @@ type sample struct {
 
 // latPolicy is the policy of latency sample i: it selects the app of a
 // pod of node-0 in its namespace and allows ingress from a tier on 8080
-// and on the named port http. Peer sets are shared between policies with
-// the same peers, but a named port has a set of the rule's own
-// (<ns>_<policy>_ing<i>_named<family>): that is what the set probe sees.
+// and on the named port http.
 func latPolicy(lp *corev1.Pod, i int) *networkingv1.NetworkPolicy {
 	p := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: lp.Namespace, Name: fmt.Sprintf("lat-%04d", i)}}
 	p.Spec.PodSelector = *sel("app", lp.Labels["app"])
@@ -57,6 +56,16 @@ func latPolicy(lp *corev1.Pod, i int) *networkingv1.NetworkPolicy {
 		Ports: []networkingv1.NetworkPolicyPort{portNum(corev1.ProtocolTCP, 8080), portName("http")},
 	}}
 	return p
+}
+
+// podIP is a pod's IPv4 address.
+func podIP(p *corev1.Pod) netip.Addr {
+	for _, ip := range p.Status.PodIPs {
+		if a, err := netip.ParseAddr(ip.IP); err == nil && a.Is4() {
+			return a
+		}
+	}
+	return netip.Addr{}
 }
 
 // hasComment reports whether a rule of rs has a comment with prefix.
@@ -71,12 +80,14 @@ func hasComment(rs *dataplane.Ruleset, prefix string) bool {
 	return false
 }
 
-// check is what shows an operation in the kernel: a set name prefix for
-// the set probe, a rule comment prefix for dataplane.Read; want says
-// whether it should be there (false: deleted).
+// check is what shows an operation in the kernel: a rule comment prefix
+// in the ingress chain of pod (for the chain probe), anywhere in the table
+// (for dataplane.Read); want says whether it should be there (false:
+// deleted).
 type check struct {
-	setPrefix, comment string
-	want               bool
+	pod     netip.Addr
+	comment string
+	want    bool
 }
 
 // readRetry reads the table, retrying a few times: a Read racing with a
@@ -95,7 +106,7 @@ func readRetry(path string) (*dataplane.Ruleset, int, error) {
 // waitKernel polls the kernel every -poll until ck holds; it returns the
 // end of the poll that saw it, how many polls it took and the duration
 // of that poll.
-func waitKernel(ctx context.Context, res *result, probe *setProbe, path string, ck check) (time.Time, int, time.Duration, error) {
+func waitKernel(ctx context.Context, res *result, probe *chainProbe, path string, ck check) (time.Time, int, time.Duration, error) {
 	deadline := time.Now().Add(*flagOpTimeout)
 	for n := 1; ; n++ {
 		s := time.Now()
@@ -112,7 +123,10 @@ func waitKernel(ctx context.Context, res *result, probe *setProbe, path string, 
 			}
 		} else {
 			var found bool
-			found, err = probe.hasPrefix(ck.setPrefix)
+			found, err = probe.hasComment(ck.pod, ck.comment)
+			if errors.Is(err, errRaced) {
+				err, found = nil, !ck.want // a transaction in between: poll again
+			}
 			ok = found == ck.want
 		}
 		end := time.Now()
@@ -133,7 +147,7 @@ func waitKernel(ctx context.Context, res *result, probe *setProbe, path string, 
 }
 
 // verify reads the table with dataplane.Read and checks the rule
-// comments agree with what the set probe saw.
+// comments agree with what the chain probe saw.
 func verify(res *result, path string, ck check) error {
 	rs, _, err := readRetry(path)
 	if err != nil {
@@ -180,7 +194,7 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 	if len(c.local) == 0 {
 		return errors.New("no pod on node-0")
 	}
-	// The cost of one Read of the whole table, and of one set probe.
+	// The cost of one Read of the whole table, and of one chain probe.
 	for range 30 {
 		s := time.Now()
 		if _, _, err := readRetry(path); err != nil {
@@ -188,19 +202,19 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 		}
 		res.readCost = append(res.readCost, time.Since(s))
 	}
-	probe, err := newSetProbe(path)
+	probe, err := newChainProbe(path)
 	if err != nil {
 		return err
 	}
 	defer probe.Close()
 	for range 200 {
 		s := time.Now()
-		if _, err := probe.hasPrefix("x"); err != nil {
+		if _, err := probe.hasComment(podIP(c.local[0]), "x"); err != nil && !errors.Is(err, errRaced) {
 			return err
 		}
 		res.probeCost = append(res.probeCost, time.Since(s))
 	}
-	logf("one dataplane.Read: median %s, max %s; one set probe: median %s, max %s",
+	logf("one dataplane.Read: median %s, max %s; one chain probe: median %s, max %s",
 		quantile(res.readCost, 0.5).Round(time.Microsecond), slices.Max(res.readCost).Round(time.Microsecond),
 		quantile(res.probeCost, 0.5).Round(time.Microsecond), slices.Max(res.probeCost).Round(time.Microsecond))
 
@@ -230,11 +244,11 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 		lp := c.local[i%len(c.local)]
 		pol := latPolicy(lp, i)
 		key := model.Key{Namespace: pol.Namespace, Name: pol.Name}.String()
-		sp := pol.Namespace + "_" + pol.Name + "_"
+		ip := podIP(lp)
 		cks := [numOps]check{
-			{sp + "ing0_", key + " ingress[0]", true},
-			{sp + "ing1_", key + " ingress[1]", true},
-			{sp, key + " ", false},
+			{ip, key + " ingress[0]", true},
+			{ip, key + " ingress[1]", true},
+			{ip, key + " ", false},
 		}
 		verifyNow := *flagProbe != "read" && i%20 == 0
 

@@ -56,7 +56,7 @@ var (
 	flagPoll        = flag.Duration("poll", 2*time.Millisecond, "pause between dataplane.Read polls")
 	flagOpTimeout   = flag.Duration("op-timeout", 10*time.Second, "give up on one operation after this long")
 	flagLatTime     = flag.Duration("latency-time", 4*time.Minute, "stop taking latency samples after this long")
-	flagProbe       = flag.String("probe", "sets", "how to watch the kernel: sets (one GETSET dump of set names on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
+	flagProbe       = flag.String("probe", "chain", "how to watch the kernel: chain (the pod's ingress4 map element, then its chain's rules, on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
 	flagWide        = flag.Bool("wide", false, "keep scaleCluster's cluster-wide peers (a team's namespaces; every non-dev namespace) instead of a group of 10 namespaces")
 	flagHeapProfile = flag.String("heap-profile", "", "run the agent with --profiling and save its heap profiles, when ready and at the end, to PREFIX-ready.prof and PREFIX-end.prof")
 	flagKeep        = flag.String("logdir", "", "keep the agent's logs in this directory (default: a temp dir, removed)")

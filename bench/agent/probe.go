@@ -1,75 +1,82 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 )
 
-// setProbe lists the names of the sets of Palisade's table in one GETSET
-// dump, on a netlink socket opened once in the namespace. It is the cheap
-// way to watch the kernel: a policy's rules and its per-rule named-port
-// sets (<ns>_<policy>_<ing|egr><i>_named<family>) come and go in the same
-// atomic transaction, so the set names show a change exactly when the
-// rule comments do. dataplane.Read, by contrast, opens a socket per set
-// and per chain (see BENCHMARKS.md).
-type setProbe struct {
-	conn *netlink.Conn
-	req  netlink.Message
+// chainProbe is the cheap way to watch the kernel for one local pod: it
+// looks the pod up in the ingress4 verdict map (one small dump) and lists
+// the comments of the rules of the chain it jumps to (another), on one
+// netlink socket kept open in the namespace. Every nft rule of a policy
+// rule carries the comment "<ns>/<policy> ingress[<i>]", and a policy's
+// rules, its chains and the pod's map element change in one atomic
+// transaction. dataplane.Read, by contrast, dumps every set and chain of
+// the table (see BENCHMARKS.md).
+type chainProbe struct {
+	f     *os.File
+	conn  *nftables.Conn
+	table *nftables.Table
+	map4  *nftables.Set
 }
 
-func newSetProbe(path string) (*setProbe, error) {
+// errRaced: the chain went away between the two dumps (a transaction in
+// between); poll again.
+var errRaced = errors.New("chain gone between the map and the rules")
+
+func newChainProbe(path string) (*chainProbe, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: int(f.Fd())})
+	conn, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())), nftables.AsLasting())
 	if err != nil {
+		f.Close()
 		return nil, err
 	}
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: []byte(dataplane.TableName + "\x00")}})
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	req := netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSET),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	}
-	return &setProbe{conn: conn, req: req}, nil
+	t := &nftables.Table{Name: dataplane.TableName, Family: nftables.TableFamilyINet}
+	return &chainProbe{f: f, conn: conn, table: t,
+		map4: &nftables.Set{Table: t, Name: "ingress4", IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}}, nil
 }
 
-func (p *setProbe) Close() error { return p.conn.Close() }
+func (p *chainProbe) Close() error {
+	p.conn.CloseLasting()
+	return p.f.Close()
+}
 
-// hasPrefix reports whether a set's name starts with prefix.
-func (p *setProbe) hasPrefix(prefix string) (bool, error) {
-	msgs, err := p.conn.Execute(p.req)
+// hasComment reports whether a rule of pod's ingress chain has a comment
+// starting with prefix (false when the pod is not isolated for ingress).
+func (p *chainProbe) hasComment(pod netip.Addr, prefix string) (bool, error) {
+	elems, err := p.conn.GetSetElements(p.map4)
 	if err != nil {
-		return false, fmt.Errorf("list sets: %w", err)
+		return false, fmt.Errorf("list ingress4: %w", err)
 	}
-	found := false
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return false, err
-		}
-		for ad.Next() {
-			if ad.Type() == unix.NFTA_SET_NAME && strings.HasPrefix(ad.String(), prefix) {
-				found = true
-			}
+	chain := ""
+	for _, e := range elems {
+		if netip.AddrFrom4([4]byte(e.Key[:4])) == pod && e.VerdictData != nil && e.VerdictData.Kind == expr.VerdictJump {
+			chain = e.VerdictData.Chain
 		}
 	}
-	return found, nil
+	if chain == "" {
+		return false, nil
+	}
+	rules, err := p.conn.GetRules(p.table, &nftables.Chain{Name: chain, Table: p.table})
+	if err != nil {
+		return false, errRaced
+	}
+	for _, r := range rules {
+		if c, ok := userdata.GetString(r.UserData, userdata.TypeComment); ok && strings.HasPrefix(c, prefix) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -290,34 +290,28 @@ func nameGroups(dir model.Direction, groups map[string]*group) []*group {
 	return out
 }
 
-// ruleSetName names the set serving one rule of one policy:
-// `<ns>_<policy>_<ing|egr><index>_<kind><family>`, bounded.
-func ruleSetName(ref engine.RuleRef, kind string, fam Family) string {
-	suffix := fmt.Sprintf("_%s%d_%s%s", dirPrefix(ref.Direction), ref.Index, kind, fam.suffix())
-	head := identifier(ref.Policy.Namespace + "_" + ref.Policy.Name)
-	if len(head)+len(suffix) > maxSetName {
-		head = hashAndTruncate(head, maxSetName-len(suffix))
-	}
-	return head + suffix
-}
-
-// peerSetName names the set of a peer key's addresses in one family:
-// `<first peer>[_and_<N>]-<hash>_peers<family>`, bounded, with hashLen
-// hex digits of a hash of the whole key (64 on a clash of short names).
-func peerSetName(key string, ids []engine.PeerID, fam Family, hashLen int) string {
-	readable := "_"
-	if len(ids) > 0 {
-		readable = ids[0].Short
-	}
-	if n := len(ids) - 1; n > 0 {
-		readable += fmt.Sprintf("_and_%d", n)
-	}
-	suffix := "-" + hashString(key, hashLen) + "_peers" + fam.suffix()
+// sharedSetName names a set shared by every rule that needs the same
+// elements: `<readable>-<hash>_<kind><family>`, bounded, with hashLen hex
+// digits of a hash of its key (64 on a clash of short names).
+func sharedSetName(key, readable, kind string, fam Family, hashLen int) string {
+	suffix := "-" + hashString(key, hashLen) + "_" + kind + fam.suffix()
 	readable = identifier(readable)
 	if room := max(maxSetName-len(suffix), 1); len(readable) > room {
 		readable = readable[:room]
 	}
 	return readable + suffix
+}
+
+// readable names a list of peers by the first and how many more.
+func readable(ids []engine.PeerID) string {
+	if len(ids) == 0 {
+		return "_"
+	}
+	out := ids[0].Short
+	if n := len(ids) - 1; n > 0 {
+		out += fmt.Sprintf("_and_%d", n)
+	}
+	return out
 }
 
 func ruleComment(ref engine.RuleRef) string {
@@ -350,7 +344,7 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 			// Replayed in the order they were made: the same sets win
 			// as in a full compile.
 			for _, s := range ent.sets {
-				if _, ok := c.sets[s.Name]; ok && s.Kind == KindPeers {
+				if _, ok := c.sets[s.Name]; ok && s.key != "" {
 					continue // shared, and already in from another policy
 				}
 				c.sets[s.Name] = s
@@ -400,25 +394,7 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 	}
 
-	var named [2][]Elem
-	if len(r.Named) > 0 {
-		var on []*model.Pod
-		if dir == model.Ingress {
-			on = c.localSelected(pol)
-		}
-		for _, ap := range c.e.NamedTargets(r, on) {
-			a := ap.Addr.Unmap()
-			named[famIndex(a)] = append(named[famIndex(a)], Elem{Addr: a, Proto: ap.Protocol, Port: ap.Port})
-		}
-	}
-	namedSet := func(fam Family) string {
-		name := ruleSetName(ref, "named", fam)
-		s := &Set{Name: name, Kind: KindNamed, Family: fam, Comment: comment, Elems: named[fam-IPv4]}
-		sortElems(s.Elems)
-		s.Elems = dedupElems(s.Elems)
-		c.addSet(s)
-		return name
-	}
+	namedSet := func(fam Family) string { return c.namedSet(pol, r, fam) }
 
 	if r.AllPeers {
 		if r.AllPorts {
@@ -477,36 +453,99 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 }
 
 // peerSet returns the name of the set of r's peer addresses in family
-// fam, shared by every rule with the same peers (engine.Rule.PeerKey),
-// adding it to the ruleset on first use. The incremental compiler keeps
-// the previous compile's *Set when the elements are the same.
+// fam, shared by every rule with the same peers (engine.Rule.PeerKey):
+// `prod.app_db-1a2b3c4d_peers4`, comment "pods app=db in prod".
 func (c *compiler) peerSet(r *engine.Rule, fam Family) string {
 	key, ids := r.PeerKey(), r.PeerIDs()
-	name := peerSetName(key, ids, fam, hashLen)
-	if s, ok := c.sets[name]; ok && s.key != key {
-		// Two peers' names met (same readable part, same short hash):
-		// the full hash tells them apart.
-		name = peerSetName(key, ids, fam, 64)
+	name := func(n int) string { return sharedSetName(key, readable(ids), "peers", fam, n) }
+	return c.shared(key, name, func(name string) *Set {
+		descs := make([]string, len(ids))
+		for i, id := range ids {
+			descs[i] = id.Desc
+		}
+		s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: boundComment(strings.Join(descs, "; "))}
+		for _, rg := range c.peerRanges(r)[fam-IPv4] {
+			s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
+		}
+		return s
+	})
+}
+
+// namedSet returns the name of the set of `addr . proto . port` that r's
+// named ports resolve to in family fam. An ingress rule resolves them on
+// the pods of this node that pol selects, an egress rule on its peer
+// pods (every pod when it has no peers), so the set is shared by every
+// rule with the same named ports and the same target (ingress) or peers
+// (egress): `shop.app_web-1a2b3c4d_named4`, comment "TCP/http on pods
+// app=web in shop".
+func (c *compiler) namedSet(pol *engine.Policy, r *engine.Rule, fam Family) string {
+	ports := make([]string, len(r.Named))
+	for i, np := range r.Named {
+		ports[i] = np.Protocol.String() + "/" + np.Name
 	}
-	if s, ok := c.sets[name]; ok {
+	sort.Strings(ports)
+	ports = slices.Compact(ports)
+	var key, short, desc string
+	switch {
+	case r.Ref.Direction == model.Ingress:
+		t := pol.Target()
+		// Not the same elements as an egress rule's set for the same
+		// selector: only this node's pods. The key says so.
+		key, short, desc = "local "+t.Key, t.Short, "on "+t.Desc+" (this node)"
+	case r.AllPeers:
+		key, short, desc = "to any pod", "any", "on any pod"
+	default:
+		ids := r.PeerIDs()
+		descs := make([]string, 0, len(ids))
+		for _, id := range ids {
+			if !strings.HasPrefix(id.Key, "cidr=") {
+				descs = append(descs, id.Desc)
+			}
+		}
+		key, short, desc = "to "+r.PeerKey(), readable(ids), "on "+strings.Join(descs, "; ")
+	}
+	key += " ports " + strings.Join(ports, ",")
+	name := func(n int) string { return sharedSetName(key, short, "named", fam, n) }
+	return c.shared(key, name, func(name string) *Set {
+		var on []*model.Pod
+		if r.Ref.Direction == model.Ingress {
+			on = c.localSelected(pol)
+		}
+		s := &Set{Name: name, Kind: KindNamed, Family: fam, Comment: boundComment(strings.Join(ports, ",") + " " + desc)}
+		for _, ap := range c.e.NamedTargets(r, on) {
+			if a := ap.Addr.Unmap(); famIndex(a) == int(fam-IPv4) {
+				s.Elems = append(s.Elems, Elem{Addr: a, Proto: ap.Protocol, Port: ap.Port})
+			}
+		}
+		sortElems(s.Elems)
+		s.Elems = dedupElems(s.Elems)
+		return s
+	})
+}
+
+// shared returns the name of the set for key, adding it (made by build)
+// on its first use in this compile. name gives the set's name with n hex
+// digits of hash: a short one unless another key's set already has it.
+// The incremental compiler keeps the previous compile's *Set when the
+// elements are the same, which lets Apply skip it.
+func (c *compiler) shared(key string, name func(n int) string, build func(name string) *Set) string {
+	n := name(hashLen)
+	if s, ok := c.sets[n]; ok && s.key != key {
+		n = name(64)
+	}
+	if s, ok := c.sets[n]; ok {
 		c.rec = append(c.rec, s)
-		return name
+		return n
 	}
-	descs := make([]string, len(ids))
-	for i, id := range ids {
-		descs[i] = id.Desc
-	}
-	s := &Set{Name: name, Kind: KindPeers, Family: fam, Comment: boundComment(strings.Join(descs, "; ")), key: key}
-	for _, rg := range c.peerRanges(r)[fam-IPv4] {
-		s.Elems = append(s.Elems, Elem{Addr: rg.From(), End: rg.To()})
-	}
+	s := build(n)
+	s.key = key
 	if c.inc != nil {
-		if old := c.inc.peers[name]; old != nil && old.key == key && old.sameDef(s) && slices.Equal(old.Elems, s.Elems) {
+		if old := c.inc.shared[n]; old != nil && old.key == key && old.sameDef(s) && slices.Equal(old.Elems, s.Elems) {
 			s = old
 		}
 	}
 	c.addSet(s)
-	return name
+	return n
 }
 
 // peerRanges returns r's peer addresses by family, computed once per

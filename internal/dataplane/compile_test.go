@@ -300,6 +300,59 @@ func TestPeerSetsShared(t *testing.T) {
 	}
 }
 
+// TestNamedSetsShared: rules with the same named ports resolved on the
+// same pods (the policy's target for ingress, the peers for egress) match
+// one set; another target, other ports or another direction get their own.
+func TestNamedSetsShared(t *testing.T) {
+	c := standardCluster()
+	http := model.Port{Protocol: model.TCP, Name: "serve-80-tcp"}
+	dns := model.Port{Protocol: model.UDP, Name: "serve-81-udp"}
+	b := model.Peer{PodSelector: sel("pod", "b")}
+	in := func(name string, target *model.Selector, ports ...model.Port) *model.Policy {
+		return &model.Policy{Namespace: "x", Name: name, PodSelector: *target, Ingress: true,
+			IngressRules: []model.Rule{{Peers: []model.Peer{b}, Ports: ports}}}
+	}
+	addPolicy(c, in("i1", sel("pod", "a"), http))
+	addPolicy(c, in("i2", sel("pod", "a"), http, http))
+	addPolicy(c, in("i3", sel("pod", "c"), http))
+	addPolicy(c, in("i4", sel("pod", "a"), dns, http))
+	// i5's target is e1's peers: only this node's pods, not all of them.
+	addPolicy(c, in("i5", sel("pod", "b"), http))
+	addPolicy(c, &model.Policy{Namespace: "x", Name: "e1", PodSelector: *sel("pod", "a"), Egress: true,
+		EgressRules: []model.Rule{{Peers: []model.Peer{b}, Ports: []model.Port{http}}}})
+	rs := Compile(engine.FromCluster(c), "node-1", Options{})
+	named := func(pol string, dir model.Direction) string {
+		comment := ruleComment(engine.RuleRef{Policy: model.Key{Namespace: "x", Name: pol}, Direction: dir})
+		for _, ch := range rs.Chains {
+			for _, r := range ch.Rules {
+				if r.Comment == comment && r.Family == IPv4 && r.Named != "" {
+					return r.Named
+				}
+			}
+		}
+		t.Fatalf("no named-port rule for x/%s:\n%s", pol, rs)
+		return ""
+	}
+	if named("i1", model.Ingress) != named("i2", model.Ingress) {
+		t.Errorf("i1 and i2: same ports on the same target, sets %s and %s", named("i1", model.Ingress), named("i2", model.Ingress))
+	}
+	seen := map[string]string{}
+	for _, pol := range []string{"i1", "i3", "i4", "i5", "e1"} {
+		dir := model.Ingress
+		if pol == "e1" {
+			dir = model.Egress
+		}
+		n := named(pol, dir)
+		if other, dup := seen[n]; dup {
+			t.Errorf("%s and %s resolve on different pods or ports but share %s", other, pol, n)
+		}
+		seen[n] = pol
+	}
+	if s := rs.Set(named("i1", model.Ingress)); s.Comment != "TCP/serve-80-tcp on pods pod=a in x (this node)" || len(s.Elems) != 1 {
+		t.Errorf("set %s: comment %q, %d elements", s.Name, s.Comment, len(s.Elems))
+	}
+}
+
 func TestBoundComment(t *testing.T) {
 	long := strings.Repeat("a", 200)
 	for _, tc := range []struct{ in, want string }{

@@ -26,9 +26,9 @@ type Compiler struct {
 	node  string
 	opts  Options
 	cache map[polDir]*polEntry
-	// peers are the shared peer sets of the last compile, by name: one
+	// shared are the shared sets of the last compile, by name: one
 	// recomputed with the same elements is replaced by the old *Set.
-	peers map[string]*Set
+	shared map[string]*Set
 	fams  []Family
 	// iso are the isolating policies of each local pod at the last
 	// compile.
@@ -122,10 +122,10 @@ func (cc *Compiler) finish(c *compiler) {
 	cc.Recompiled = n
 	cc.cache = c.used
 	cc.iso = c.iso
-	cc.peers = map[string]*Set{}
+	cc.shared = map[string]*Set{}
 	for name, s := range c.sets {
-		if s.Kind == KindPeers {
-			cc.peers[name] = s
+		if s.key != "" {
+			cc.shared[name] = s
 		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // The table's vocabulary. Chains and sets that carry policy get generated
-// names (see chainName and ruleSetName); these are the fixed ones.
+// names (see nameGroups and sharedSetName); these are the fixed ones.
 const (
 	// TableName is the one table Palisade owns (family inet).
 	TableName = "palisade"
@@ -63,15 +63,4 @@ func identifier(s string) string {
 		out = "_" + out
 	}
 	return out
-}
-
-// hashAndTruncate returns readable when it fits in max, and otherwise
-// readable cut short with a hash of the whole of it appended, so that
-// the name stays unique and bounded.
-func hashAndTruncate(readable string, max int) string {
-	if len(readable) <= max {
-		return readable
-	}
-	h := hashString(readable, hashLen)
-	return readable[:max-hashLen-1] + "-" + h
 }

@@ -51,9 +51,35 @@ func be16(v uint16) []byte {
 	return b
 }
 
-// exprs returns the rule's bytecode.
+// exprs returns the port match's bytecode: `meta l4proto P` and, for a
+// port or range, `th dport`.
+func (pm *PortMatch) exprs() []expr.Any {
+	out := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(pm.Proto)}},
+	}
+	if pm.First == 0 {
+		return out
+	}
+	out = append(out, &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	if pm.First == pm.Last {
+		return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(pm.First)})
+	}
+	return append(out,
+		&expr.Cmp{Op: expr.CmpOpGte, Register: reg1, Data: be16(pm.First)},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: be16(pm.Last)},
+	)
+}
+
+// exprs returns the rule's bytecode, in the order nft writes for the
+// rule's text (String), so that `nft list` shows exactly that text.
 func (r *Rule) exprs() []expr.Any {
 	var out []expr.Any
+	if r.Port != nil && r.Addr != nil {
+		// The port first: a cheap comparison that fails for most rules of
+		// a chain (each allows its own ports) before the set lookup.
+		out = append(out, r.Port.exprs()...)
+	}
 	if r.Family != FamilyAny {
 		out = append(out,
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
@@ -86,22 +112,8 @@ func (r *Rule) exprs() []expr.Any {
 			&expr.Lookup{SourceRegister: reg1, SetName: r.Self},
 		)
 	}
-	if r.Port != nil {
-		out = append(out,
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{byte(r.Port.Proto)}},
-		)
-		if r.Port.First != 0 {
-			out = append(out, &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
-			if r.Port.First == r.Port.Last {
-				out = append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: be16(r.Port.First)})
-			} else {
-				out = append(out,
-					&expr.Cmp{Op: expr.CmpOpGte, Register: reg1, Data: be16(r.Port.First)},
-					&expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: be16(r.Port.Last)},
-				)
-			}
-		}
+	if r.Port != nil && r.Addr == nil {
+		out = append(out, r.Port.exprs()...)
 	}
 	if r.Named != "" {
 		protoReg, portReg := uint32(reg32b), uint32(reg32c)

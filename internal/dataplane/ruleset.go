@@ -136,7 +136,8 @@ type Set struct {
 	// Counters holds, for a drops set read back from the kernel, each
 	// element's counter (parallel to Elems); nil otherwise.
 	Counters []Counter
-	// key is a compiled peer set's engine.Rule.PeerKey (not in the kernel).
+	// key says what a compiled shared set holds (peers, or named ports
+	// and where they resolve); not in the kernel.
 	key string
 }
 
@@ -445,6 +446,17 @@ func (c *Chain) render(b *strings.Builder, live bool) {
 	b.WriteString("\t}\n")
 }
 
+// String renders the port match as nft lists it.
+func (pm *PortMatch) String() string {
+	switch {
+	case pm.First == 0:
+		return "meta l4proto " + protoName(pm.Proto)
+	case pm.First == pm.Last:
+		return fmt.Sprintf("%s dport %d", protoName(pm.Proto), pm.First)
+	}
+	return fmt.Sprintf("%s dport %d-%d", protoName(pm.Proto), pm.First, pm.Last)
+}
+
 // String renders the rule as nft lists it (a counter without values).
 func (r *Rule) String() string { return r.text(false) }
 
@@ -457,21 +469,17 @@ func (r *Rule) text(live bool) string {
 	if r.CtEstablished {
 		parts = append(parts, "ct state established,related")
 	}
+	if r.Port != nil && r.Addr != nil {
+		parts = append(parts, r.Port.String()) // port before peers: see exprs
+	}
 	if r.Addr != nil {
 		parts = append(parts, fmt.Sprintf("%s %s @%s", ip, r.Addr.Field, r.Addr.Set))
 	}
 	if r.Self != "" {
 		parts = append(parts, fmt.Sprintf("%s saddr . %s daddr @%s", ip, ip, r.Self))
 	}
-	if r.Port != nil {
-		switch {
-		case r.Port.First == 0:
-			parts = append(parts, "meta l4proto "+protoName(r.Port.Proto))
-		case r.Port.First == r.Port.Last:
-			parts = append(parts, fmt.Sprintf("%s dport %d", protoName(r.Port.Proto), r.Port.First))
-		default:
-			parts = append(parts, fmt.Sprintf("%s dport %d-%d", protoName(r.Port.Proto), r.Port.First, r.Port.Last))
-		}
+	if r.Port != nil && r.Addr == nil {
+		parts = append(parts, r.Port.String())
 	}
 	if r.Named != "" {
 		parts = append(parts, fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ip, r.Named))

@@ -39,6 +39,11 @@ type Policy struct {
 	Rules [2][]*Rule
 }
 
+// Target identifies and describes the pods the policy selects (its
+// shared target selector), as PeerID does for peers: policies with the
+// same Target.Key select the same pods at every moment.
+func (p *Policy) Target() PeerID { return p.target.id() }
+
 // Rule is a compiled ingress or egress rule.
 type Rule struct {
 	Ref RuleRef
