@@ -29,7 +29,7 @@ type Compiler struct {
 	// shared are the shared sets of the last compile, by name: one
 	// recomputed with the same elements is replaced by the old *Set.
 	shared map[string]*Set
-	fams  []Family
+	fams   []Family
 	// iso are the isolating policies of each local pod at the last
 	// compile.
 	iso map[model.Key]*[2][]*engine.Policy
