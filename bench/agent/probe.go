@@ -8,8 +8,9 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 )
@@ -48,6 +49,21 @@ func newChainProbe(path string) (*chainProbe, error) {
 		map4: &nftables.Set{Table: t, Name: "ingress4", IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}}, nil
 }
 
+// verdictChain reads the chain of a verdict map element's jump (the
+// element's raw NFTA_DATA_VERDICT attributes).
+func verdictChain(b []byte) string {
+	ad, err := netlink.NewAttributeDecoder(b)
+	if err != nil {
+		return ""
+	}
+	for ad.Next() {
+		if ad.Type() == unix.NFTA_VERDICT_CHAIN {
+			return ad.String()
+		}
+	}
+	return ""
+}
+
 func (p *chainProbe) Close() error {
 	p.conn.CloseLasting()
 	return p.f.Close()
@@ -62,8 +78,8 @@ func (p *chainProbe) hasComment(pod netip.Addr, prefix string) (bool, error) {
 	}
 	chain := ""
 	for _, e := range elems {
-		if netip.AddrFrom4([4]byte(e.Key[:4])) == pod && e.VerdictData != nil && e.VerdictData.Kind == expr.VerdictJump {
-			chain = e.VerdictData.Chain
+		if len(e.Key) == 4 && netip.AddrFrom4([4]byte(e.Key)) == pod {
+			chain = verdictChain(e.Val)
 		}
 	}
 	if chain == "" {
