@@ -34,6 +34,7 @@ var (
 	flagBench      = flag.String("bench", "traffic,change,mem", "comma-separated: traffic (conn/s and throughput), change, mem")
 	flagRounds     = flag.Int("rounds", 40, "traffic: rounds; each runs configurations a, b, c once, in rotating order")
 	flagConnDur    = flag.Duration("conn-dur", 500*time.Millisecond, "traffic: duration of one connection-rate run")
+	flagTput       = flag.Bool("tput", true, "traffic: also measure throughput (after the connection rounds)")
 	flagTputDur    = flag.Duration("tput-dur", 500*time.Millisecond, "traffic: duration of one throughput run")
 	flagPods       = flag.Int("pods", 100000, "traffic: synthetic pods")
 	flagNS         = flag.Int("namespaces", 1000, "traffic: namespaces")

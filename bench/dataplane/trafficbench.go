@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -202,7 +204,11 @@ func benchTraffic(ctx context.Context) error {
 	cpuByte := map[string][]float64{}
 	var loadC []float64
 	fails := map[string]int{}
-	for phase := 0; phase < 2; phase++ {
+	phases := 2
+	if !*flagTput {
+		phases = 1
+	}
+	for phase := 0; phase < phases; phase++ {
 		for r := 0; r < *flagRounds; r++ {
 			for k := range configs {
 				cfg := configs[(r+k)%len(configs)]
@@ -244,8 +250,10 @@ func benchTraffic(ctx context.Context) error {
 	report("new TCP connections per second (connect + reset-close, one thread), wall", "conn/s", cps)
 	fmt.Printf("  failed connections (timed out after 3 s): a %d, b %d, c %d\n", fails["a:none"], fails["b:baseline"], fails["c:palisade"])
 	report("CPU time per new connection (client + server + softirq in their context)", "CPU-µs/conn", cpuConn)
-	report("TCP throughput, one stream, wall", "Gbit/s", tput)
-	report("CPU time per GiB sent", "CPU-ms/GiB", cpuByte)
+	if *flagTput {
+		report("TCP throughput, one stream, wall", "Gbit/s", tput)
+		report("CPU time per GiB sent", "CPU-ms/GiB", cpuByte)
+	}
 	if reload {
 		fmt.Printf("switching to c (both nodes: delete + full Apply): %s ms\n", fmtSummary(summarize(loadC)))
 	} else {
@@ -272,10 +280,31 @@ func report(title, unit string, xs map[string][]float64) {
 		for i := range min(len(num), len(den)) {
 			rs = append(rs, num[i]/den[i])
 		}
+		if len(rs) == 0 {
+			continue
+		}
 		s := summarize(rs)
-		fmt.Printf("  %s / %s: ratio of medians %.3f; per-round ratios median %.3f (IQR %.3f–%.3f, min %.3f, max %.3f)\n",
-			p[0][:1], p[1][:1], summarize(num).Median/summarize(den).Median, s.Median, s.P25, s.P75, s.Min, s.Max)
+		lo, hi := bootstrapMedianCI(rs)
+		fmt.Printf("  %s / %s: ratio of medians %.3f; per-round ratios median %.3f (95%% CI %.3f–%.3f; IQR %.3f–%.3f, min %.3f, max %.3f)\n",
+			p[0][:1], p[1][:1], summarize(num).Median/summarize(den).Median, s.Median, lo, hi, s.P25, s.P75, s.Min, s.Max)
 	}
+}
+
+// bootstrapMedianCI returns a 95% confidence interval of the median of
+// xs: the 2.5th and 97.5th percentiles of the medians of 2,000 resamples
+// (rounds drawn with replacement; a fixed seed, so reruns print the same).
+func bootstrapMedianCI(xs []float64) (lo, hi float64) {
+	r := rand.New(rand.NewPCG(1, 2))
+	meds := make([]float64, 2000)
+	buf := make([]float64, len(xs))
+	for i := range meds {
+		for j := range buf {
+			buf[j] = xs[r.IntN(len(xs))]
+		}
+		meds[i] = summarize(buf).Median
+	}
+	sort.Float64s(meds)
+	return meds[len(meds)*25/1000], meds[len(meds)*975/1000]
 }
 
 // chainWalk describes the chain a pod's address dispatches to and where in

@@ -21,8 +21,9 @@ type Dataplane interface {
 	Compile(e *engine.Engine) *dataplane.Ruleset
 	// Apply makes the kernel's table equal to rs in one transaction.
 	Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.Stats, error)
-	// Read reads the table back from the kernel, with live counters.
-	Read() (*dataplane.Ruleset, error)
+	// ReadDrops reads the per-pod drop counter sets back from the kernel
+	// (dataplane.ReadDrops).
+	ReadDrops() (*dataplane.Ruleset, error)
 }
 
 // IncrementalDataplane is a Dataplane that compiles incrementally (*Node

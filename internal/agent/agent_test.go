@@ -104,7 +104,7 @@ func (d *fakeDP) Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.St
 	return dataplane.Stats{Messages: 1, Duration: delay}, nil
 }
 
-func (d *fakeDP) Read() (*dataplane.Ruleset, error) { return d.last(), nil }
+func (d *fakeDP) ReadDrops() (*dataplane.Ruleset, error) { return d.last(), nil }
 
 func (d *fakeDP) last() *dataplane.Ruleset {
 	d.mu.Lock()

@@ -115,7 +115,7 @@ var dropSets = [...]struct {
 	{"egress_drops6", model.Egress},
 }
 
-// dropsMinInterval bounds how often a scrape reads the table back.
+// dropsMinInterval bounds how often a scrape reads the counters back.
 const dropsMinInterval = 5 * time.Second
 
 // dropsCollector reads the per-pod drop counters from the kernel on
@@ -146,7 +146,7 @@ func (c *dropsCollector) read() []prometheus.Metric {
 	if !c.a.reconciled.Load() {
 		return []prometheus.Metric{}
 	}
-	rs, err := c.a.dp.Read()
+	rs, err := c.a.dp.ReadDrops()
 	if err != nil {
 		c.a.log.Warn("reading drop counters", "error", err.Error())
 		return []prometheus.Metric{}

@@ -78,8 +78,16 @@ func (n *Node) Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.Stat
 	return st, nil
 }
 
+// Prefetch reads the node's table in the background, for the first Apply
+// to diff against (see dataplane.Enforcer.Prefetch): call it before
+// waiting for the cluster's state.
+func (n *Node) Prefetch() { n.enf.Prefetch() }
+
 // Read reads the node's table back from the kernel, with live counters.
 func (n *Node) Read() (*dataplane.Ruleset, error) { return dataplane.Read(n.netns) }
+
+// ReadDrops reads the node's per-pod drop counters back from the kernel.
+func (n *Node) ReadDrops() (*dataplane.Ruleset, error) { return dataplane.ReadDrops(n.netns) }
 
 // NetNS returns the path of the node's network namespace ("" for the
 // current one).

@@ -130,6 +130,7 @@ func runAgent(s Streams, args []string) error {
 		}()
 		log.Info("serving metrics and health", "addr", ln.Addr().String())
 	}
+	node.Prefetch() // the kernel's table is read while the informers list the cluster
 	err = a.Run(ctx)
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

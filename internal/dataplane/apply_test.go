@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/palisade-net/palisade/internal/engine"
@@ -264,4 +266,82 @@ func TestApplyIntervalEdges(t *testing.T) {
 	block("0.0.0.0/1")
 	block("128.0.0.0/1")
 	block("0.0.0.0/0", "10.20.0.12/32")
+}
+
+// TestPrefetch: the first Apply diffs against a table read ahead; when a
+// transaction committed after that read (here a chain added by hand), the
+// kernel refuses the conditional batch and Apply reads again, so the
+// stale read never leaves the by-hand chain in place.
+func TestPrefetch(t *testing.T) {
+	ctx := context.Background()
+	e := seedEngine()
+	a := Compile(e, "node-1", Options{})
+	e.UpsertPolicy(defaultDenyAll("default"))
+	b := Compile(e, "node-1", Options{})
+	for _, tc := range []struct {
+		name         string
+		byHand       bool
+		apply        *Ruleset
+		wantMessages bool
+	}{
+		{"unchanged table, same ruleset", false, a, false},
+		{"unchanged table, new ruleset", false, b, true},
+		{"changed since the read, same ruleset", true, a, true},
+		{"changed since the read, new ruleset", true, b, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, en := newEnforcer(t)
+			if _, err := en.Apply(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			restarted, err := New(en.nsPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer restarted.Close()
+			restarted.Prefetch()
+			<-time.After(50 * time.Millisecond) // let the read finish first
+			if tc.byHand {
+				run(t, "ip", "netns", "exec", ns, "nft", "add chain inet palisade by-hand")
+			}
+			st, err := restarted.Apply(ctx, tc.apply)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Full || (st.Messages > 0) != tc.wantMessages {
+				t.Errorf("Apply: %s", st)
+			}
+			kernelEquals(t, ns, tc.apply)
+		})
+	}
+}
+
+// TestReadDrops: only the four drop counter sets come back, with the
+// elements Read gives them, and no chains.
+func TestReadDrops(t *testing.T) {
+	_, en := newEnforcer(t)
+	e := seedEngine()
+	e.UpsertPolicy(defaultDenyAll("default"))
+	if _, err := en.Apply(context.Background(), Compile(e, "node-1", Options{})); err != nil {
+		t.Fatal(err)
+	}
+	all, err := Read(en.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drops, err := ReadDrops(en.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drops.Chains) != 0 || len(drops.Sets) != 4 || !drops.Live {
+		t.Fatalf("ReadDrops: %d chains, %d sets, live %v", len(drops.Chains), len(drops.Sets), drops.Live)
+	}
+	for _, s := range drops.Sets {
+		if s.Kind != KindDrops || !reflect.DeepEqual(s, all.Set(s.Name)) {
+			t.Errorf("set %s: %+v, Read has %+v", s.Name, s, all.Set(s.Name))
+		}
+	}
+	if len(drops.Set("ingress_drops4").Elems) == 0 {
+		t.Error("ingress_drops4 is empty under default-deny-all")
+	}
 }

@@ -69,8 +69,10 @@ func (e *TxError) Is(target error) bool {
 // sendBatch sends msgs (a batch as google/nftables marshals it: begin,
 // operations, end) to the kernel in the network namespace nsFile (nil:
 // the current one). ops names the operations, one per message between
-// begin and end.
-func sendBatch(ctx context.Context, nsFile *os.File, msgs []netlink.Message, ops []string) error {
+// begin and end. A genid other than 0 makes the batch conditional: the
+// kernel rejects it whole (ERESTART) unless the namespace's ruleset
+// generation is still genid (NFNL_BATCH_GENID).
+func sendBatch(ctx context.Context, nsFile *os.File, msgs []netlink.Message, ops []string, genid uint32) error {
 	cfg := &netlink.Config{}
 	if nsFile != nil {
 		cfg.NetNS = int(nsFile.Fd())
@@ -81,6 +83,14 @@ func sendBatch(ctx context.Context, nsFile *os.File, msgs []netlink.Message, ops
 	}
 	defer conn.Close()
 
+	if genid != 0 {
+		attr, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFNL_BATCH_GENID, Data: binary.BigEndian.AppendUint32(nil, genid)}})
+		if err != nil {
+			return err
+		}
+		msgs[0].Data = append(msgs[0].Data[:len(msgs[0].Data):len(msgs[0].Data)], attr...)
+		msgs[0].Header.Length = uint32(unix.NLMSG_HDRLEN + len(msgs[0].Data))
+	}
 	size := 0
 	for i := range msgs {
 		m := &msgs[i]

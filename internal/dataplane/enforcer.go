@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Stats counts what one Apply sent to the kernel. Elements count the
@@ -55,6 +56,32 @@ type Enforcer struct {
 	// the next Apply read the kernel's table first.
 	last  *Ruleset
 	setID uint32
+	// pre, when set, delivers the table read by Prefetch.
+	pre chan prefetched
+}
+
+// prefetched is a table read ahead of the first Apply, and the ruleset
+// generation it was read at.
+type prefetched struct {
+	rs  *Ruleset
+	gen uint32
+	err error
+}
+
+// Prefetch reads the kernel's table in the background, for the next Apply
+// to diff against if it comes before anything else has been applied: an
+// agent starting calls it, so that the read overlaps with listing the
+// cluster. That Apply is sent on the condition that no nftables
+// transaction committed in the namespace since the read (the kernel checks
+// the generation); if one did, Apply reads the table again and retries.
+func (e *Enforcer) Prefetch() {
+	ch := make(chan prefetched, 1)
+	e.pre = ch
+	path := e.nsPath
+	go func() {
+		rs, gen, err := readAtGeneration(path)
+		ch <- prefetched{rs, gen, err}
+	}()
 }
 
 // New returns an enforcer for the network namespace at netnsPath (such
@@ -96,6 +123,14 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 		return Stats{}, err
 	}
 	prev := e.last
+	var genid uint32 // the generation prev was read at, when prefetched
+	if prev == nil && e.pre != nil {
+		p := <-e.pre
+		e.pre = nil
+		if p.err == nil {
+			prev, genid = p.rs, p.gen
+		}
+	}
 	if prev == nil {
 		// After a start or a failure, diff against what the kernel holds:
 		// a restart then changes only what moved. Replacing a table in
@@ -128,14 +163,28 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 	st := tx.stats
 	st.Messages = len(tx.ops)
 	if len(tx.ops) == 0 {
+		if genid != 0 {
+			// Nothing to send, but only if nothing changed since the read.
+			if g, err := generation(e.nsPath); err != nil || g != genid {
+				return e.Apply(ctx, rs) // e.last and e.pre are nil: reads again
+			}
+		}
 		e.last = rs
 		st.Duration = time.Since(start)
 		return st, nil
+	}
+	if !st.Full {
+		tx.genid = genid // a full rebuild reads the kernel itself
 	}
 	err := tx.commit(ctx, e.nsFile)
 	st.Duration = time.Since(start)
 	if err != nil {
 		e.last = nil
+		if genid != 0 && errors.Is(err, unix.ERESTART) {
+			// The table may have changed since the prefetch: read it
+			// again and diff from that.
+			return e.Apply(ctx, rs)
+		}
 		return st, err
 	}
 	e.last = rs
@@ -176,6 +225,9 @@ type txn struct {
 	setID *uint32
 	stats Stats
 	err   error
+	// genid, when not 0, makes the commit conditional on the namespace's
+	// ruleset generation (see sendBatch).
+	genid uint32
 }
 
 func (t *txn) op(format string, args ...any) {
@@ -193,7 +245,7 @@ func (t *txn) commit(ctx context.Context, nsFile *os.File) error {
 	if len(t.msgs) != len(t.ops)+2 {
 		return fmt.Errorf("internal error: %d netlink messages for %d operations", len(t.msgs)-2, len(t.ops))
 	}
-	return sendBatch(ctx, nsFile, t.msgs, t.ops)
+	return sendBatch(ctx, nsFile, t.msgs, t.ops, t.genid)
 }
 
 func (t *txn) nset(s *Set) *nftables.Set {

@@ -169,9 +169,7 @@ func (e *Engine) reselect(s *selector, p *model.Pod, memberChanged bool) {
 		e.dropTarget(s, k)
 	}
 	if was != now || now && memberChanged {
-		for pk := range s.users {
-			e.dirty.Policies[pk] = struct{}{}
-		}
+		e.dirtySels[s] = struct{}{}
 	}
 }
 
@@ -179,9 +177,7 @@ func (e *Engine) drop(s *selector, k model.Key) {
 	if _, ok := s.members[k]; ok {
 		delete(s.members, k)
 		e.dropTarget(s, k)
-		for pk := range s.users {
-			e.dirty.Policies[pk] = struct{}{}
-		}
+		e.dirtySels[s] = struct{}{}
 	}
 }
 

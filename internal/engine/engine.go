@@ -47,6 +47,10 @@ type Engine struct {
 
 	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
 	dirty     Changes
+	// dirtySels are the selectors whose members changed since the last
+	// TakeChanges: their users go into Changes.Policies there, once,
+	// rather than on every pod (a selector may have hundreds of users).
+	dirtySels map[*selector]struct{}
 }
 
 // Changes names what moved since the last TakeChanges: policies whose
@@ -90,6 +94,7 @@ func New() *Engine {
 		targets:      map[model.Key]map[*selector]struct{}{},
 		namedAnyPeer: map[model.Key]struct{}{},
 		dirty:        newChanges(),
+		dirtySels:    map[*selector]struct{}{},
 	}
 }
 
@@ -114,6 +119,14 @@ func FromCluster(c *model.Cluster) *Engine {
 
 // TakeChanges returns what changed since the last call and starts afresh.
 func (e *Engine) TakeChanges() Changes {
+	// A selector's current users: a policy that stopped using it since is
+	// in Changes anyway (UpsertPolicy, DeletePolicy).
+	for sel := range e.dirtySels {
+		for pk := range sel.users {
+			e.dirty.Policies[pk] = struct{}{}
+		}
+	}
+	clear(e.dirtySels)
 	c := e.dirty
 	e.dirty = newChanges()
 	return c
