@@ -21,7 +21,9 @@ func kernelEquals(t *testing.T, ns string, rs *Ruleset) {
 	}
 }
 
-func newEnforcer(t *testing.T) (ns string, en *Enforcer) {
+// newEnforcer returns an enforcer for a throwaway namespace (its name),
+// closed at cleanup.
+func newEnforcer(t testing.TB) (ns string, en *Enforcer) {
 	t.Helper()
 	ns, path := newNetns(t)
 	en, err := New(path)

@@ -116,12 +116,7 @@ func BenchmarkCompile(b *testing.B) {
 func BenchmarkApply(b *testing.B) {
 	for _, sc := range scales {
 		b.Run(sc.name, func(b *testing.B) {
-			_, path := newNetns(b)
-			en, err := New(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer en.Close()
+			_, en := newEnforcer(b)
 			c := syntheticCluster(sc.pods, sc.policies, sc.local)
 			e := engine.FromCluster(c)
 			ctx := context.Background()
@@ -181,19 +176,14 @@ func localSelectedPods(e *engine.Engine, spec *model.Policy) []*model.Pod {
 func BenchmarkRead(b *testing.B) {
 	for _, sc := range scales[:2] {
 		b.Run(sc.name, func(b *testing.B) {
-			_, path := newNetns(b)
-			en, err := New(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer en.Close()
+			_, en := newEnforcer(b)
 			rs := Compile(engine.FromCluster(syntheticCluster(sc.pods, sc.policies, sc.local)), "node-1", Options{})
 			if _, err := en.Apply(context.Background(), rs); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, err := Read(path); err != nil {
+				if _, err := Read(en.nsPath); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -22,12 +22,7 @@ var rawExprRe = regexp.MustCompile(`@nh,|@th,|\[invalid|unknown|0x[0-9a-f]{6,}`)
 func TestKernelListing(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, path := newNetns(t)
-			en, err := New(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer en.Close()
+			ns, en := newEnforcer(t)
 			rs := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts)
 			if _, err := en.Apply(context.Background(), rs); err != nil {
 				t.Fatalf("Apply: %v", err)
@@ -124,17 +119,12 @@ func TestKernelBytecodeMatchesNft(t *testing.T) {
 func TestKernelDump(t *testing.T) {
 	for _, tc := range goldenCases() {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, path := newNetns(t)
-			en, err := New(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer en.Close()
+			ns, en := newEnforcer(t)
 			rs := Compile(engine.FromCluster(tc.cluster()), "node-1", tc.opts)
 			if _, err := en.Apply(context.Background(), rs); err != nil {
 				t.Fatal(err)
 			}
-			got, err := Dump(path)
+			got, err := Dump(en.nsPath)
 			if err != nil {
 				t.Fatalf("Dump: %v", err)
 			}
@@ -142,7 +132,7 @@ func TestKernelDump(t *testing.T) {
 				t.Errorf("Dump differs from nft list (-nft +Dump):\n%s", diff)
 			}
 			// Read back, the ruleset diffs as equal to what was applied.
-			back, err := Read(path)
+			back, err := Read(en.nsPath)
 			if err != nil {
 				t.Fatal(err)
 			}
