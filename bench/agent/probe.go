@@ -9,8 +9,6 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/userdata"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 )
@@ -49,21 +47,6 @@ func newChainProbe(path string) (*chainProbe, error) {
 		map4: &nftables.Set{Table: t, Name: "ingress4", IsMap: true, KeyType: nftables.TypeIPAddr, DataType: nftables.TypeVerdict}}, nil
 }
 
-// verdictChain reads the chain of a verdict map element's jump (the
-// element's raw NFTA_DATA_VERDICT attributes).
-func verdictChain(b []byte) string {
-	ad, err := netlink.NewAttributeDecoder(b)
-	if err != nil {
-		return ""
-	}
-	for ad.Next() {
-		if ad.Type() == unix.NFTA_VERDICT_CHAIN {
-			return ad.String()
-		}
-	}
-	return ""
-}
-
 func (p *chainProbe) Close() error {
 	p.conn.CloseLasting()
 	return p.f.Close()
@@ -79,7 +62,7 @@ func (p *chainProbe) hasComment(pod netip.Addr, prefix string) (bool, error) {
 	chain := ""
 	for _, e := range elems {
 		if len(e.Key) == 4 && netip.AddrFrom4([4]byte(e.Key)) == pod {
-			chain = verdictChain(e.Val)
+			chain = dataplane.VerdictChain(e.Val)
 		}
 	}
 	if chain == "" {

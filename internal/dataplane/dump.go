@@ -371,7 +371,7 @@ func decodeElems(s *Set, kes []nftables.SetElement) ([]Elem, []Counter) {
 		case KindSelf:
 			e.Addr2, _ = addrFromKey(ke.Key[n:], s.Family)
 		case KindDispatch:
-			e.Jump = verdictChain(ke.Val)
+			e.Jump = VerdictChain(ke.Val)
 		}
 		if ke.Counter != nil {
 			counters[e] = Counter{Packets: ke.Counter.Packets, Bytes: ke.Counter.Bytes}
@@ -396,9 +396,10 @@ func lastOfFamily(f Family) netip.Addr {
 	return netip.MustParseAddr("255.255.255.255")
 }
 
-// verdictChain reads the chain of a jump out of a map element's data
-// (NFTA_VERDICT_CODE, NFTA_VERDICT_CHAIN).
-func verdictChain(b []byte) string {
+// VerdictChain returns the chain of a jump or goto verdict, from a verdict
+// map element's data (its NFTA_DATA_VERDICT attributes, as google/nftables
+// gives them in SetElement.Val), or "".
+func VerdictChain(b []byte) string {
 	ad, err := netlink.NewAttributeDecoder(b)
 	if err != nil {
 		return ""
