@@ -125,8 +125,8 @@ func TestApplyIncremental(t *testing.T) {
 	apply("policy back")
 	e.UpsertPod(&model.Pod{Namespace: "default", Name: "frontend-6", Node: "node-1",
 		Labels: map[string]string{"app": "frontend"}, IPs: []netip.Addr{netip.MustParseAddr("10.20.0.22"), netip.MustParseAddr("fd00:20::22")}})
-	if st := apply("first IPv6 pod"); st.ChainsFlushed != 1 || st.SetsAdded != 1 {
-		t.Errorf("first IPv6 pod: %s, want the chain refilled and an IPv6 peer set", st)
+	if st := apply("first IPv6 pod"); st.ChainsAdded != 1 || st.ChainsFlushed != 0 || st.SetsAdded != 1 {
+		t.Errorf("first IPv6 pod: %s, want an IPv6 chain and peer set, the IPv4 chain untouched", st)
 	}
 	e.UpsertPod(&model.Pod{Namespace: "default", Name: "frontend-7", Node: "node-1",
 		Labels: map[string]string{"app": "frontend"}, IPs: []netip.Addr{netip.MustParseAddr("10.20.0.23"), netip.MustParseAddr("fd00:20::23")}})

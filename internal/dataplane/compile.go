@@ -155,17 +155,36 @@ func (c *compiler) compile() *Ruleset {
 	inSelf := map[netip.Addr]bool{}
 	for _, dir := range directions {
 		for _, g := range nameGroups(dir, groups[dir]) {
-			ch := &Chain{Name: g.name}
-			for _, pol := range g.pols {
-				ch.Rules = append(ch.Rules, c.rulesFor(pol, dir)...)
+			// One chain per address family of the group's pods: a packet
+			// walks only its own family's rules (and those of either).
+			var has [2]bool
+			for _, p := range g.pods {
+				for _, ip := range p.IPs {
+					has[famIndex(ip.Unmap())] = true
+				}
 			}
-			ch.Rules = append(ch.Rules, c.tail(dir, g.name)...)
-			chains = append(chains, ch)
+			var rules []Rule
+			for _, pol := range g.pols {
+				rules = append(rules, c.rulesFor(pol, dir)...)
+			}
+			for fi, fam := range families {
+				if !has[fi] {
+					continue
+				}
+				ch := &Chain{Name: famChain(g.name, fam)}
+				for _, r := range rules {
+					if r.Family == FamilyAny || r.Family == fam {
+						ch.Rules = append(ch.Rules, r)
+					}
+				}
+				ch.Rules = append(ch.Rules, c.tail(dir, ch.Name, fam)...)
+				chains = append(chains, ch)
+			}
 			for _, p := range g.pods {
 				for _, ip := range p.IPs {
 					ip = ip.Unmap()
 					fi := famIndex(ip)
-					dispatch[dir][fi].Elems = append(dispatch[dir][fi].Elems, Elem{Addr: ip, Jump: g.name})
+					dispatch[dir][fi].Elems = append(dispatch[dir][fi].Elems, Elem{Addr: ip, Jump: famChain(g.name, families[fi])})
 					drops[dir][fi].Elems = append(drops[dir][fi].Elems, Elem{Addr: ip})
 					if !inSelf[ip] {
 						inSelf[ip] = true
@@ -252,7 +271,10 @@ func dirWord(dir model.Direction) string {
 	return "ingress"
 }
 
-// nameGroups names each group's chain `ing-<ns>-<policy>[_and_<N>]-<hash>`
+// famChain names a group's chain for one family: `<group>_4`, `<group>_6`.
+func famChain(group string, fam Family) string { return group + "_" + fam.suffix() }
+
+// nameGroups names each group `ing-<ns>-<policy>[_and_<N>]-<hash>`
 // (the first policy in order, how many more, a hash of them all) and
 // returns the groups sorted by key. Names stay under maxChainName; a
 // clash of hashes falls back to a longer hash.
@@ -272,9 +294,9 @@ func nameGroups(dir model.Direction, groups map[string]*group) []*group {
 		readable = identifier(readable)
 		for _, n := range []int{hashLen, 16, 64} {
 			h := hashString(g.key, n)
-			max := maxChainName - n - 1
+			max := maxChainName - n - 1 - len(famChain("", IPv4))
 			if n == 64 {
-				max = 255 - n - 1
+				max = 255 - n - 1 - len(famChain("", IPv4))
 			}
 			r := readable
 			if len(r) > max {
@@ -576,20 +598,17 @@ func (c *compiler) localSelected(pol *engine.Policy) []*model.Pod {
 	return out
 }
 
-// tail ends a pod-group chain: a pod's traffic to itself returns, then
-// the drop is counted per pod (set elements with counters), optionally
-// logged, counted per chain and dropped.
-func (c *compiler) tail(dir model.Direction, chain string) []Rule {
+// tail ends a pod-group chain of family fam: a pod's traffic to itself
+// returns, then the drop is counted per pod (set elements with counters),
+// optionally logged, counted per chain and dropped.
+func (c *compiler) tail(dir model.Direction, chain string, fam Family) []Rule {
 	podField := Daddr
 	if dir == model.Egress {
 		podField = Saddr
 	}
-	var out []Rule
-	for _, fam := range c.fams {
-		out = append(out, Rule{Family: fam, Self: selfSet + fam.suffix(), Verdict: VerdictReturn})
-	}
-	for _, fam := range c.fams {
-		out = append(out, Rule{Family: fam, Addr: &AddrMatch{Field: podField, Set: dropsName(dir) + fam.suffix()}})
+	out := []Rule{
+		{Family: fam, Self: selfSet + fam.suffix(), Verdict: VerdictReturn},
+		{Family: fam, Addr: &AddrMatch{Field: podField, Set: dropsName(dir) + fam.suffix()}},
 	}
 	if c.opts.LogDrops {
 		rate := c.opts.LogRate

@@ -212,9 +212,10 @@ func TestChainsSharedByPolicySet(t *testing.T) {
 	for _, ch := range rs.Chains[2:] {
 		names = append(names, ch.Name)
 	}
-	// x and y: one ingress and one egress chain each.
-	if len(names) != 4 {
-		t.Fatalf("chains = %v, want 4", names)
+	// x and y: one ingress and one egress chain each, per family (the
+	// pods are dual-stack).
+	if len(names) != 8 {
+		t.Fatalf("chains = %v, want 8", names)
 	}
 	if got := len(rs.Set("ingress4").Elems); got != 6 {
 		t.Errorf("ingress4 has %d elements, want 6", got)
