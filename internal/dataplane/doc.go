@@ -7,7 +7,8 @@
 // new connections through verdict maps keyed by local pod addresses
 // (egress4/6 on the source, then ingress4/6 on the destination; input
 // checks egress only). Pods isolated by the same policies share one
-// chain per direction, so pod churn only changes map and set elements.
+// chain per direction and address family, so pod churn only changes map
+// and set elements.
 // In a chain, each rule of each isolating policy becomes nft rules that
 // return when it allows; the chain ends by counting the drop per pod (a
 // counter per element of ingress_drops4/6, egress_drops4/6), optionally
