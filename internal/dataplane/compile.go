@@ -30,9 +30,9 @@ var (
 
 // Compile turns the engine's IR into the ruleset for node: base chains
 // dispatching new connections through verdict maps keyed by the node's
-// pods, one chain per distinct set of isolating policies and direction,
-// and per-rule sets of peer addresses and named ports. It is pure and
-// deterministic.
+// pods, one chain per distinct set of isolating policies, direction and
+// family, and sets of peer addresses and named ports shared by the rules
+// that need the same elements. It is pure and deterministic.
 func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
 	c := &compiler{
 		e:        e,
@@ -68,7 +68,8 @@ type compiler struct {
 	// fams are the families of the local pods' addresses. Pod-group chains
 	// are only entered through maps keyed by those addresses, so rules and
 	// sets of another family could never be reached: they are left out.
-	fams     []Family
+	fams []Family
+	// sets are the policies' shared sets, by name (see shared).
 	sets     map[string]*Set
 	polRules map[polDir][]Rule
 	// rec collects the sets made for the policy being compiled, in
@@ -274,6 +275,9 @@ func dirWord(dir model.Direction) string {
 // famChain names a group's chain for one family: `<group>_4`, `<group>_6`.
 func famChain(group string, fam Family) string { return group + "_" + fam.suffix() }
 
+// famSuffixLen is what famChain adds to a group's name.
+var famSuffixLen = len(famChain("", IPv4))
+
 // nameGroups names each group `ing-<ns>-<policy>[_and_<N>]-<hash>`
 // (the first policy in order, how many more, a hash of them all) and
 // returns the groups sorted by key. Names stay under maxChainName; a
@@ -294,9 +298,9 @@ func nameGroups(dir model.Direction, groups map[string]*group) []*group {
 		readable = identifier(readable)
 		for _, n := range []int{hashLen, 16, 64} {
 			h := hashString(g.key, n)
-			max := maxChainName - n - 1 - len(famChain("", IPv4))
+			max := maxChainName - n - 1 - famSuffixLen
 			if n == 64 {
-				max = 255 - n - 1 - len(famChain("", IPv4))
+				max = 255 - n - 1 - famSuffixLen
 			}
 			r := readable
 			if len(r) > max {
@@ -363,13 +367,12 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 	}
 	if c.inc != nil {
 		if ent := c.inc.cache[pk]; ent != nil {
-			// Replayed in the order they were made: the same sets win
-			// as in a full compile.
+			// Its sets are shared: another policy may have put them in
+			// already (with the same elements, or both would be dirty).
 			for _, s := range ent.sets {
-				if _, ok := c.sets[s.Name]; ok && s.key != "" {
-					continue // shared, and already in from another policy
+				if _, ok := c.sets[s.Name]; !ok {
+					c.sets[s.Name] = s
 				}
-				c.sets[s.Name] = s
 			}
 			c.polRules[pk] = ent.rules
 			c.used[pk] = ent
@@ -386,12 +389,6 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 		c.used[pk] = &polEntry{rules: out, sets: append([]*Set(nil), c.rec...)}
 	}
 	return out
-}
-
-// addSet makes s one of the ruleset's per-rule sets.
-func (c *compiler) addSet(s *Set) {
-	c.sets[s.Name] = s
-	c.rec = append(c.rec, s)
 }
 
 func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
@@ -416,8 +413,6 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 	}
 
-	namedSet := func(fam Family) string { return c.namedSet(pol, r, fam) }
-
 	if r.AllPeers {
 		if r.AllPorts {
 			add(Rule{})
@@ -426,7 +421,7 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		portRules(Rule{})
 		if len(r.Named) > 0 {
 			for _, fam := range c.fams {
-				add(Rule{Family: fam, Named: namedSet(fam)})
+				add(Rule{Family: fam, Named: c.namedSet(pol, r, fam)})
 			}
 		}
 		return out
@@ -463,11 +458,11 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		if len(r.Named) > 0 {
 			switch {
 			case dir == model.Ingress:
-				add(Rule{Family: fam, Addr: peer, Named: namedSet(fam)})
+				add(Rule{Family: fam, Addr: peer, Named: c.namedSet(pol, r, fam)})
 			case hasSelectors:
 				// The named set holds only the peer pods' addresses: an
 				// ipBlock peer cannot resolve a port name.
-				add(Rule{Family: fam, Named: namedSet(fam)})
+				add(Rule{Family: fam, Named: c.namedSet(pol, r, fam)})
 			}
 		}
 	}
@@ -566,7 +561,8 @@ func (c *compiler) shared(key string, name func(n int) string, build func(name s
 			s = old
 		}
 	}
-	c.addSet(s)
+	c.sets[n] = s
+	c.rec = append(c.rec, s)
 	return n
 }
 

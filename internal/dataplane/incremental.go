@@ -9,8 +9,8 @@ import (
 )
 
 // Compiler compiles one node's ruleset incrementally: it keeps, per
-// policy and direction, the rules and per-rule sets of the last compile,
-// and recompiles only the policies that the engine's Changes name (plus,
+// policy and direction, the rules of the last compile and the sets they
+// name, and recompiles only the policies that the engine's Changes name (plus,
 // conservatively, those isolating a local pod that changed, and all of
 // them when the address families of the local pods change). The rest of
 // the ruleset (maps, pod groups and their chains) is rebuilt every time:
@@ -53,8 +53,8 @@ func NewCompiler(node string, opts Options) *Compiler {
 // Compile returns the node's ruleset for the state of e, equal to
 // Compile(e, node, opts); ch is what changed in e since the last call (the
 // result of e.TakeChanges()). The first call compiles everything. The
-// Ruleset returned shares its per-rule sets with later ones: none of it
-// may be modified.
+// Ruleset returned shares its peer and named-port sets with later ones:
+// none of it may be modified.
 func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 	for k := range ch.Policies {
 		cc.invalidate(k)
@@ -122,10 +122,5 @@ func (cc *Compiler) finish(c *compiler) {
 	cc.Recompiled = n
 	cc.cache = c.used
 	cc.iso = c.iso
-	cc.shared = map[string]*Set{}
-	for name, s := range c.sets {
-		if s.key != "" {
-			cc.shared[name] = s
-		}
-	}
+	cc.shared = c.sets // every policy set is a shared one
 }

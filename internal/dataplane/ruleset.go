@@ -244,7 +244,7 @@ type Ruleset struct {
 	// counters' values, as nft does.
 	Live bool
 	// Sets in rendering order: dispatch maps, the self and drops sets,
-	// then per-rule sets by name.
+	// then the peer and named-port sets by name.
 	Sets []*Set
 	// Chains in rendering order: base chains, then the others by name.
 	Chains []*Chain
