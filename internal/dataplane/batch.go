@@ -73,11 +73,7 @@ func (e *TxError) Is(target error) bool {
 // kernel rejects it whole (ERESTART) unless the namespace's ruleset
 // generation is still genid (NFNL_BATCH_GENID).
 func sendBatch(ctx context.Context, nsFile *os.File, msgs []netlink.Message, ops []string, genid uint32) error {
-	cfg := &netlink.Config{}
-	if nsFile != nil {
-		cfg.NetNS = int(nsFile.Fd())
-	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	conn, err := dialNetfilter(nsFile)
 	if err != nil {
 		return fmt.Errorf("netlink: %w", err)
 	}

@@ -70,13 +70,9 @@ func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 	}
 	defer conn.CloseLasting()
 	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	found, err := hasTable(conn)
 	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	found := false
-	for _, t := range tables {
-		found = found || t.Name == TableName
+		return nil, err
 	}
 	if !found {
 		return nil, ErrNoTable
@@ -175,16 +171,16 @@ func sortRuleset(rs *Ruleset) {
 // (NFT_MSG_GETGEN): every transaction committed in the namespace, on any
 // table, increments it.
 func generation(netnsPath string) (uint32, error) {
-	cfg := &netlink.Config{}
+	var nsFile *os.File
 	if netnsPath != "" {
 		f, err := os.Open(netnsPath)
 		if err != nil {
 			return 0, fmt.Errorf("open network namespace: %w", err)
 		}
 		defer f.Close()
-		cfg.NetNS = int(f.Fd())
+		nsFile = f
 	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	conn, err := dialNetfilter(nsFile)
 	if err != nil {
 		return 0, err
 	}
@@ -235,14 +231,35 @@ func readAtGeneration(netnsPath string) (*Ruleset, uint32, error) {
 	return nil, 0, errors.New("the table kept changing while being read")
 }
 
-// readSets lists the table's sets with a GETSET dump of our own:
-// google/nftables v0.3.0 does not decode set comments or expressions.
-func readSets(nsFile *os.File) ([]*Set, error) {
+// dialNetfilter opens a netfilter netlink socket in the network namespace
+// nsFile (nil: the current one).
+func dialNetfilter(nsFile *os.File) (*netlink.Conn, error) {
 	cfg := &netlink.Config{}
 	if nsFile != nil {
 		cfg.NetNS = int(nsFile.Fd())
 	}
-	conn, err := netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+	return netlink.Dial(unix.NETLINK_NETFILTER, cfg)
+}
+
+// hasTable reports whether the namespace conn talks to has Palisade's
+// table.
+func hasTable(conn *nftables.Conn) (bool, error) {
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("list tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name == TableName {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// readSets lists the table's sets with a GETSET dump of our own:
+// google/nftables v0.3.0 does not decode set comments or expressions.
+func readSets(nsFile *os.File) ([]*Set, error) {
+	conn, err := dialNetfilter(nsFile)
 	if err != nil {
 		return nil, err
 	}

@@ -382,16 +382,8 @@ func (e *Enforcer) held() (*heldObjects, error) {
 	if err != nil {
 		return nil, err
 	}
-	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	found := false
-	for _, tb := range tables {
-		found = found || tb.Name == TableName
-	}
-	if !found {
-		return nil, nil
+	if found, err := hasTable(conn); err != nil || !found {
+		return nil, err
 	}
 	h := &heldObjects{}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
