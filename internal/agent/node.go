@@ -83,9 +83,6 @@ func (n *Node) Apply(ctx context.Context, rs *dataplane.Ruleset) (dataplane.Stat
 // waiting for the cluster's state.
 func (n *Node) Prefetch() { n.enf.Prefetch() }
 
-// Read reads the node's table back from the kernel, with live counters.
-func (n *Node) Read() (*dataplane.Ruleset, error) { return dataplane.Read(n.netns) }
-
 // ReadDrops reads the node's per-pod drop counters back from the kernel.
 func (n *Node) ReadDrops() (*dataplane.Ruleset, error) { return dataplane.ReadDrops(n.netns) }
 
