@@ -156,24 +156,24 @@ func (a *agentProc) waitReady(ctx context.Context, interval, timeout time.Durati
 
 // memory returns VmRSS and VmHWM in bytes, from /proc/PID/status.
 func memory(pid int) (rss, hwm int64, err error) {
+	st, err := procStatus(pid)
+	return st["VmRSS"], st["VmHWM"], err
+}
+
+// procStatus returns the kB fields of /proc/PID/status, in bytes.
+func procStatus(pid int) (map[string]int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	out := map[string]int64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = v * 1024
-		case "VmHWM:":
-			hwm = v * 1024
+		if f := strings.Fields(line); len(f) == 3 && f[2] == "kB" {
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			out[strings.TrimSuffix(f[0], ":")] = v * 1024
 		}
 	}
-	return rss, hwm, nil
+	return out, nil
 }
 
 // memoryDetail says what the agent's resident memory is made of: anonymous
@@ -181,12 +181,9 @@ func memory(pid int) (rss, hwm int64, err error) {
 // from /proc, and the Go heap's live and total figures from /metrics.
 func (a *agentProc) memoryDetail() string {
 	var parts []string
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", a.pid())); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && (f[0] == "RssAnon:" || f[0] == "RssFile:") {
-				v, _ := strconv.ParseInt(f[1], 10, 64)
-				parts = append(parts, fmt.Sprintf("%s %s", strings.TrimSuffix(f[0], ":"), mb(v*1024)))
-			}
+	if st, err := procStatus(a.pid()); err == nil {
+		for _, k := range []string{"RssAnon", "RssFile"} {
+			parts = append(parts, fmt.Sprintf("%s %s", k, mb(st[k])))
 		}
 	}
 	if m, err := a.scrape(); err == nil {
