@@ -1,21 +1,19 @@
 package kube_test
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"github.com/palisade-net/palisade/internal/lab/kubetest"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/cli"
 	"github.com/palisade-net/palisade/internal/kube"
+	"github.com/palisade-net/palisade/internal/lab/kubetest"
 )
 
 // cliEnv makes the test binary run the palisade CLI with its arguments
@@ -106,18 +104,15 @@ func startAPIServer() (s server, skip string, err error) {
 // KUBE_APISERVER_BIN and ETCD_BIN, else build.sh's cache; skip says why
 // there are none.
 func apiBinaries() (root, kas, etcd, skip string, err error) {
-	root, err = moduleRoot()
+	root, err = kubetest.FindModuleRoot()
 	if err != nil {
 		return
 	}
-	kas, etcd = os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
-	if !executable(kas) || !executable(etcd) {
-		kas, etcd, err = kubetest.CachedBinaries(root)
-		if err != nil {
-			return
-		}
+	kas, etcd, err = kubetest.Binaries(root)
+	if err != nil {
+		return
 	}
-	if !executable(kas) || !executable(etcd) {
+	if !kubetest.Executable(kas) || !kubetest.Executable(etcd) {
 		skip = fmt.Sprintf("no kube-apiserver and etcd binaries (not in KUBE_APISERVER_BIN/ETCD_BIN, nor cached at %s and %s): "+
 			"run `bash hack/apiserver/build.sh` once (about 8 minutes)", kas, etcd)
 	}
@@ -140,7 +135,7 @@ func upAPIServer(root, kas, etcd string) (server, string, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	vars := assignments(out)
+	vars := kubetest.Assignments(out)
 	s := server{Kubeconfig: vars["KUBECONFIG"], StateDir: vars["STATE_DIR"]}
 	if s.StateDir != "" {
 		// The watcher: when this process is gone, down.sh (which does
@@ -164,7 +159,7 @@ func upAPIServer(root, kas, etcd string) (server, string, error) {
 }
 
 func downAPIServer(stateDir string) error {
-	root, err := moduleRoot()
+	root, err := kubetest.FindModuleRoot()
 	if err != nil {
 		return err
 	}
@@ -172,40 +167,4 @@ func downAPIServer(stateDir string) error {
 		return fmt.Errorf("hack/apiserver/down.sh: %v: %s", err, out)
 	}
 	return nil
-}
-
-func executable(path string) bool {
-	if path == "" {
-		return false
-	}
-	fi, err := os.Stat(path)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-func assignments(out []byte) map[string]string {
-	vars := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-			vars[k] = v
-		}
-	}
-	return vars
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above %s", dir)
-		}
-		dir = parent
-	}
 }

@@ -5,6 +5,7 @@ package kubetest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,11 +33,11 @@ type Server struct {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	root := ModuleRoot(t)
-	kas, etcd := os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
-	if !executable(kas) || !executable(etcd) {
-		kas, etcd = cached(t, root)
+	kas, etcd, err := Binaries(root)
+	if err != nil {
+		t.Fatalf("hack/apiserver/build.sh: %v", err)
 	}
-	if !executable(kas) || !executable(etcd) {
+	if !Executable(kas) || !Executable(etcd) {
 		if os.Getenv("CI") != "true" {
 			t.Skipf("no kube-apiserver and etcd binaries (KUBE_APISERVER_BIN, ETCD_BIN, or the cache of hack/apiserver/build.sh, which builds them in about 8 minutes): run `bash hack/apiserver/build.sh` once")
 		}
@@ -44,7 +45,7 @@ func Start(t testing.TB) *Server {
 		if err != nil {
 			t.Fatalf("CI=true and no cached API server: hack/apiserver/build.sh: %v", err)
 		}
-		vars := assignments(out)
+		vars := Assignments(out)
 		kas, etcd = vars["KUBE_APISERVER_BIN"], vars["ETCD_BIN"]
 	}
 	cmd := exec.Command("bash", filepath.Join(root, "hack", "apiserver", "up.sh"))
@@ -52,7 +53,7 @@ func Start(t testing.TB) *Server {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	vars := assignments(out)
+	vars := Assignments(out)
 	s := &Server{Kubeconfig: vars["KUBECONFIG"], StateDir: vars["STATE_DIR"]}
 	if s.StateDir != "" {
 		t.Cleanup(func() {
@@ -67,7 +68,8 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
-func executable(path string) bool {
+// Executable reports whether path names an executable file.
+func Executable(path string) bool {
 	if path == "" {
 		return false
 	}
@@ -75,14 +77,16 @@ func executable(path string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-// cached returns where build.sh keeps the binaries, failing t if it
-// cannot tell.
-func cached(t testing.TB, root string) (string, string) {
-	kas, etcd, err := CachedBinaries(root)
-	if err != nil {
-		t.Fatalf("hack/apiserver/build.sh: %v", err)
+// Binaries returns the kube-apiserver and etcd to run:
+// KUBE_APISERVER_BIN and ETCD_BIN when both are executables, else where
+// hack/apiserver/build.sh caches them (which may not exist yet: check
+// with Executable).
+func Binaries(root string) (kubeAPIServer, etcd string, err error) {
+	kubeAPIServer, etcd = os.Getenv("KUBE_APISERVER_BIN"), os.Getenv("ETCD_BIN")
+	if Executable(kubeAPIServer) && Executable(etcd) {
+		return kubeAPIServer, etcd, nil
 	}
-	return kas, etcd
+	return CachedBinaries(root)
 }
 
 // CachedBinaries returns where hack/apiserver/build.sh (under the module
@@ -116,8 +120,8 @@ func CachedBinaries(root string) (kubeAPIServer, etcd string, err error) {
 		filepath.Join(cache, "bin", "etcd-"+version("ETCD_VERSION")), nil
 }
 
-// assignments reads NAME=VALUE lines.
-func assignments(out []byte) map[string]string {
+// Assignments reads NAME=VALUE lines (what up.sh and build.sh print).
+func Assignments(out []byte) map[string]string {
 	vars := map[string]string{}
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -131,17 +135,27 @@ func assignments(out []byte) map[string]string {
 // ModuleRoot returns the directory of go.mod, above the test's directory.
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := FindModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root
+}
+
+// FindModuleRoot returns the directory of go.mod, above the working
+// directory.
+func FindModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
+			return "", fmt.Errorf("no go.mod above %s", dir)
 		}
 		dir = parent
 	}
