@@ -1,7 +1,6 @@
 package kube_test
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,24 +34,6 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer is a bytes.Buffer for a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // `palisade agent` as the process the DaemonSet (and the lab's kubelet
 // mode) runs: flags, health endpoints, SIGTERM leaves the rules, and
 // `palisade agent --cleanup` removes the table.
@@ -69,7 +49,7 @@ func TestAgentProcess(t *testing.T) {
 	addr := freePort(t)
 	cmd := palisade("agent", "--kubeconfig", srv.Kubeconfig, "--node-name", node, "--netns", nsPath,
 		"--metrics-addr", addr, "--log-denied", "--terminate-denied")
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
