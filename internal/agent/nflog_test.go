@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -204,39 +204,11 @@ func (f *fakeLog) Close() error {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's goroutine and the
-// test's.
-type syncBuffer struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) lines(msg string) []map[string]any {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	var out []map[string]any
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // NFLOG records become one JSON line per denied connection, naming the
 // pods, protocol, port, direction and the isolating policies; repeats of
 // the same connection (SYN retransmissions) are not logged again.
 func TestDenyLogLines(t *testing.T) {
-	out := newSyncBuffer()
+	out := &fixture.LogBuffer{}
 	fl := &fakeLog{recs: make(chan []LogRecord, 10), closed: make(chan struct{})}
 	h := startAgent(t, Options{Logger: slog.New(slog.NewJSONHandler(out, nil)), DenyLog: fl})
 	web := pod("shop", "web", testNode, "10.0.0.1", "app", "web")
@@ -258,9 +230,9 @@ func TestDenyLogLines(t *testing.T) {
 		{Prefix: "palisade-drop egr-shop-b-deny-all-87654321 ", Payload: ipv6("fd00::1", "fd00::1:1", unix.IPPROTO_UDP, 5000, 53)},
 		{Prefix: "palisade-drop egr-shop-b-deny-all-87654321 ", Payload: []byte{0x99}}, // garbage
 	}
-	eventually(t, "two deny lines", func() bool { return len(out.lines("connection denied")) >= 2 })
+	eventually(t, "two deny lines", func() bool { return len(out.Lines("connection denied")) >= 2 })
 	time.Sleep(20 * time.Millisecond)
-	lines := out.lines("connection denied")
+	lines := out.Lines("connection denied")
 	if len(lines) != 2 {
 		t.Fatalf("%d deny lines, want 2: %v", len(lines), lines)
 	}
@@ -314,8 +286,8 @@ func TestDenyLogLines(t *testing.T) {
 
 	// An address that is no pod's: the IP alone.
 	fl.recs <- []LogRecord{{Prefix: "palisade-drop egr-shop-b-deny-all-87654321 ", Payload: ipv4TCP("10.0.0.1", "198.51.100.9", 1, 443, 5)}}
-	eventually(t, "a third line", func() bool { return len(out.lines("connection denied")) == 3 })
-	ext := out.lines("connection denied")[2]
+	eventually(t, "a third line", func() bool { return len(out.Lines("connection denied")) == 3 })
+	ext := out.Lines("connection denied")[2]
 	check(ext, "dst", map[string]any{"ip": "198.51.100.9"})
 	check(ext, "src.pod", "web")
 }

@@ -5,11 +5,9 @@ package kube_test
 // network namespaces. They need root and the cached API server binaries.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +20,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -174,38 +171,6 @@ func (e *apiEnv) deletePolicy(name string) {
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines returns the JSON log lines whose msg is msg.
-func (b *syncBuffer) lines(msg string) []map[string]any {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // runningAgent is an agent wired as `palisade agent` wires it, running
 // in this process.
 type runningAgent struct {
@@ -213,7 +178,7 @@ type runningAgent struct {
 	a       *agent.Agent
 	node    *agent.Node
 	http    *httptest.Server
-	logs    *syncBuffer
+	logs    *fixture.LogBuffer
 	cancel  context.CancelFunc
 	done    chan error
 	closers []func()
@@ -226,7 +191,7 @@ type agentOpts struct {
 
 func startAgent(t *testing.T, kubeconfig, nodeName, nsPath string, o agentOpts) *runningAgent {
 	t.Helper()
-	r := &runningAgent{t: t, logs: &syncBuffer{}, done: make(chan error, 1)}
+	r := &runningAgent{t: t, logs: &fixture.LogBuffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(r.logs, testWriter{t}), nil))
 	dopts := dataplane.Options{}
 	if o.logDenied {

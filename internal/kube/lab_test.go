@@ -278,7 +278,7 @@ func TestLogDenied(t *testing.T) {
 	}
 	waitLines(t, ag, 1)
 	time.Sleep(300 * time.Millisecond)
-	lines := ag.logs.lines("connection denied")
+	lines := ag.logs.Lines("connection denied")
 	if len(lines) != 1 {
 		t.Fatalf("%d deny lines for one connection, want 1:\n%v", len(lines), lines)
 	}
@@ -312,7 +312,7 @@ func TestLogDenied(t *testing.T) {
 	}
 	c.Close()
 	waitLines(t, ag, 2)
-	checkLine(t, ag.logs.lines("connection denied")[1], map[string]any{
+	checkLine(t, ag.logs.Lines("connection denied")[1], map[string]any{
 		"direction":     "egress",
 		"src.namespace": e.ns, "src.pod": "client", "src.ip": al.clientIPs[1].String(),
 		"dst.pod": "server", "dst.ip": server6.String(),
@@ -332,7 +332,7 @@ func TestLogDenied(t *testing.T) {
 func waitLines(t *testing.T, ag *runningAgent, n int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for len(ag.logs.lines("connection denied")) < n {
+	for len(ag.logs.Lines("connection denied")) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("fewer than %d deny lines after 5 s; log:\n%s", n, ag.logs)
 		}

@@ -49,7 +49,7 @@ func TestAgentProcess(t *testing.T) {
 	addr := freePort(t)
 	cmd := palisade("agent", "--kubeconfig", srv.Kubeconfig, "--node-name", node, "--netns", nsPath,
 		"--metrics-addr", addr, "--log-denied", "--terminate-denied")
-	var stderr syncBuffer
+	var stderr fixture.LogBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
