@@ -18,6 +18,7 @@ import (
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -148,20 +149,7 @@ func startAgent(t *testing.T, opts Options) *harness {
 	a := New(src, dp, opts)
 	h := &harness{t: t, a: a, src: src, dp: dp, settled: make(chan struct{}, 1)}
 	a.afterSync = h.afterSync
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	fixture.RunUntilCleanup(t, a.Run)
 	h.push, h.synced = <-src.push, <-src.synced
 	return h
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/palisade-net/palisade/internal/agent"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -63,19 +64,8 @@ func startSource(t *testing.T, cs *fake.Clientset, node string) (*Source, *recor
 	t.Helper()
 	src := NewSource(cs, SourceOptions{NodeName: node})
 	r := newRecorder()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, r.push, func() { close(r.synced) }) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(5 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
+	fixture.RunUntilCleanup(t, func(ctx context.Context) error {
+		return src.Run(ctx, r.push, func() { close(r.synced) })
 	})
 	select {
 	case <-r.synced:
