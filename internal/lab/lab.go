@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -207,21 +208,11 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 // taken in the middle of Update.
 func mergePods(cur, eff *model.Cluster) *model.Cluster {
 	m := model.NewCluster()
-	for k, v := range eff.Namespaces {
-		m.Namespaces[k] = v
-	}
-	for k, v := range cur.Pods {
-		m.Pods[k] = v
-	}
-	for k, v := range eff.Pods {
-		m.Pods[k] = v
-	}
-	for k, v := range cur.Services {
-		m.Services[k] = v
-	}
-	for k, v := range eff.Nodes {
-		m.Nodes[k] = v
-	}
+	maps.Copy(m.Namespaces, eff.Namespaces)
+	maps.Copy(m.Pods, cur.Pods)
+	maps.Copy(m.Pods, eff.Pods)
+	maps.Copy(m.Services, cur.Services)
+	maps.Copy(m.Nodes, eff.Nodes)
 	return m
 }
 

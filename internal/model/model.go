@@ -7,6 +7,7 @@ package model
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -460,20 +461,10 @@ func (sp ServicePort) TargetPortOn(p *Pod) (uint16, bool) {
 // replaced, never changed in place.
 func (c *Cluster) Clone() *Cluster {
 	out := NewCluster()
-	for k, v := range c.Namespaces {
-		out.Namespaces[k] = v
-	}
-	for k, v := range c.Pods {
-		out.Pods[k] = v
-	}
-	for k, v := range c.Services {
-		out.Services[k] = v
-	}
-	for k, v := range c.Policies {
-		out.Policies[k] = v
-	}
-	for k, v := range c.Nodes {
-		out.Nodes[k] = v
-	}
+	maps.Copy(out.Namespaces, c.Namespaces)
+	maps.Copy(out.Pods, c.Pods)
+	maps.Copy(out.Services, c.Services)
+	maps.Copy(out.Policies, c.Policies)
+	maps.Copy(out.Nodes, c.Nodes)
 	return out
 }
