@@ -60,8 +60,9 @@ type Rule struct {
 	Named    []NamedPort
 	spec     *model.Rule
 	// peers identify and describe the rule's distinct peers, sorted by
-	// key (see PeerKey).
-	peers []PeerID
+	// key; peerKey joins their keys (see PeerKey).
+	peers   []PeerID
+	peerKey string
 }
 
 // PeerID is one distinct peer of a rule: a shared selector, or an ipBlock
@@ -80,13 +81,7 @@ func (r *Rule) Spec() *model.Rule { return r.spec }
 // same key, in any policy, cover the same addresses at every moment
 // (their selectors are the same shared selectors, their ipBlocks the same
 // text), so the dataplane can give them one set. Empty for AllPeers.
-func (r *Rule) PeerKey() string {
-	keys := make([]string, len(r.peers))
-	for i, p := range r.peers {
-		keys[i] = p.Key
-	}
-	return strings.Join(keys, " ; ")
-}
+func (r *Rule) PeerKey() string { return r.peerKey }
 
 // PeerIDs returns the rule's distinct peers in PeerKey's order.
 func (r *Rule) PeerIDs() []PeerID { return r.peers }
@@ -320,6 +315,11 @@ func (e *Engine) compileRule(pk model.Key, ref RuleRef, spec *model.Rule) *Rule 
 	}
 	sort.Slice(r.peers, func(i, j int) bool { return r.peers[i].Key < r.peers[j].Key })
 	r.peers = slices.CompactFunc(r.peers, func(a, b PeerID) bool { return a.Key == b.Key })
+	keys := make([]string, len(r.peers))
+	for i, p := range r.peers {
+		keys[i] = p.Key
+	}
+	r.peerKey = strings.Join(keys, " ; ")
 	if hasBlocks {
 		r.Blocks, _ = blocks.IPSet()
 	}
