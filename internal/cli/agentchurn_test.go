@@ -128,6 +128,19 @@ func TestAgentsKilledUnderChurn(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	// Probe only once the first policy isolates the server in its node's
+	// kernel: before that, nothing denies x (the lab runs a pod before its
+	// node's agent has seen the pod's address).
+	serverNode := l.Cluster().Pods[model.Key{Namespace: "churn", Name: "server"}].Node
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if rs, err := dataplane.Read(l.NodeNetNS(serverNode)); err == nil && setHolds(rs.Set("ingress4"), serverIP) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the server was not isolated in its node's kernel within 30 s")
+		}
+	}
+
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	var xOK, probes atomic.Int64
 	var seen, xTimes sync.Map
@@ -281,4 +294,17 @@ func waitAgentsReady(t *testing.T, name string, timeout time.Duration) {
 		}
 	}
 	t.Fatalf("the agents of lab %s were not ready again within %s", name, timeout)
+}
+
+// setHolds reports whether set s (nil: absent) has an element for addr.
+func setHolds(s *dataplane.Set, addr netip.Addr) bool {
+	if s == nil {
+		return false
+	}
+	for _, e := range s.Elems {
+		if e.Addr == addr {
+			return true
+		}
+	}
+	return false
 }
