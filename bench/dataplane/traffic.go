@@ -224,3 +224,12 @@ func cpuTime() time.Duration {
 	unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// monotonic returns CLOCK_MONOTONIC in seconds, the clock of
+// `perf record -k CLOCK_MONOTONIC`, so that a profile can be cut into the
+// runs of each configuration (`perf report --time START,END`).
+func monotonic() float64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return float64(ts.Nano()) / 1e9
+}

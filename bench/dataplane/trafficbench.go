@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -166,6 +168,24 @@ func benchTraffic(ctx context.Context) error {
 		}
 	}
 
+	if !reload {
+		// The rounds need neither the engine nor the rulesets nor the
+		// enforcers' copies of the tables (gigabytes of heap). Dropped, the
+		// heap is a few MiB, so the Go GC's cycles during the rounds cost
+		// microseconds. Kept, a cycle marked them for seconds, on up to a
+		// quarter of the CPUs, in whichever configuration it fell: noise
+		// as large as the effect measured (seen in perf as runtime.scanObject).
+		for _, n := range nodes {
+			enf[n].Close()
+		}
+		e, c, rs, enf = nil, nil, nil, nil
+		runtime.GC()
+		debug.FreeOSMemory()
+	}
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	fmt.Printf("Go heap before the rounds: %.1f MiB\n", float64(ms0.HeapAlloc)/(1<<20))
+
 	srv, err := startServers(sNS, []int{8080, deniedPort}, streamPort)
 	if err != nil {
 		return err
@@ -188,6 +208,11 @@ func benchTraffic(ctx context.Context) error {
 		if !ok1 || ok2 != want2 {
 			return fmt.Errorf("sanity %s: :8080 %v, :%d %v (want %v)", cfg, ok1, deniedPort, ok2, want2)
 		}
+	}
+
+	drops0, err := dropCount(l, nodes)
+	if err != nil {
+		return err
 	}
 
 	// Interleaved rounds, connections then throughput; the order rotates
@@ -218,7 +243,7 @@ func benchTraffic(ctx context.Context) error {
 				}
 				loadC = append(loadC, ms(d))
 				time.Sleep(50 * time.Millisecond)
-				cpu0 := cpuTime()
+				cpu0, mono0 := cpuTime(), monotonic()
 				if phase == 0 {
 					rate, failed, err := connRate(ctx, cNS, sIP, 8080, *flagConnDur, 2_000_000)
 					if err != nil {
@@ -229,7 +254,7 @@ func benchTraffic(ctx context.Context) error {
 					cps[cfg] = append(cps[cfg], rate)
 					cpuConn[cfg] = append(cpuConn[cfg], float64(cpu.Microseconds())/conns)
 					fails[cfg] += failed
-					fmt.Printf("round %d %-11s %8.0f conn/s  %6.2f CPU-µs/conn  (%d failed)\n", r, cfg, rate, float64(cpu.Microseconds())/conns, failed)
+					fmt.Printf("round %d %-11s %8.0f conn/s  %6.2f CPU-µs/conn  (%d failed)  [CLOCK_MONOTONIC %.3f-%.3f]\n", r, cfg, rate, float64(cpu.Microseconds())/conns, failed, mono0, monotonic())
 				} else {
 					g, err := throughput(ctx, cNS, sIP, streamPort, *flagTputDur, 64<<30)
 					if err != nil {
@@ -239,7 +264,7 @@ func benchTraffic(ctx context.Context) error {
 					gib := g * flagTputDur.Seconds() / 8 * 1e9 / (1 << 30)
 					tput[cfg] = append(tput[cfg], g)
 					cpuByte[cfg] = append(cpuByte[cfg], cpu.Seconds()*1000/gib)
-					fmt.Printf("round %d %-11s %6.2f Gbit/s  %6.1f CPU-ms/GiB\n", r, cfg, g, cpu.Seconds()*1000/gib)
+					fmt.Printf("round %d %-11s %6.2f Gbit/s  %6.1f CPU-ms/GiB  [CLOCK_MONOTONIC %.3f-%.3f]\n", r, cfg, g, cpu.Seconds()*1000/gib, mono0, monotonic())
 				}
 			}
 		}
@@ -247,6 +272,17 @@ func benchTraffic(ctx context.Context) error {
 	if _, err := setConfig("a:none"); err != nil {
 		return err
 	}
+	drops1, err := dropCount(l, nodes)
+	if err != nil {
+		return err
+	}
+	// The rounds' connections are all allowed: a packet dropped during
+	// them (one that conntrack found invalid, say, and the chains denied)
+	// would be work that b does not do.
+	fmt.Printf("packets dropped by Palisade's chains during the rounds: %d\n", drops1-drops0)
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	fmt.Printf("Go GC during the rounds: %d cycles, %.1f ms of pauses\n", ms1.NumGC-ms0.NumGC, float64(ms1.PauseTotalNs-ms0.PauseTotalNs)/1e6)
 	report("new TCP connections per second (connect + reset-close, one thread), wall", "conn/s", cps)
 	fmt.Printf("  failed connections (timed out after 3 s): a %d, b %d, c %d\n", fails["a:none"], fails["b:baseline"], fails["c:palisade"])
 	report("CPU time per new connection (client + server + softirq in their context)", "CPU-µs/conn", cpuConn)
@@ -342,7 +378,12 @@ func chainWalk(rs *dataplane.Ruleset, ip netip.Addr, fam dataplane.Family, dir, 
 				}
 			}
 		}
-		return fmt.Sprintf("%s %s chain %s: %d rules; %s allows at rule %d (%s)", ip, dir, chain, len(c.Rules), policy, first+1, strings.Join(sizes, ", "))
+		var walk strings.Builder
+		for i := range c.Rules {
+			fmt.Fprintf(&walk, "\n  %d: %s", i+1, &c.Rules[i])
+		}
+		return fmt.Sprintf("%s %s chain %s: %d rules; %s's first rule is rule %d (%s):%s",
+			ip, dir, chain, len(c.Rules), policy, first+1, strings.Join(sizes, ", "), walk.String())
 	}
 	return fmt.Sprintf("%s: no %s chain", ip, dir)
 }
@@ -352,4 +393,21 @@ func setOf(a *dataplane.AddrMatch) string {
 		return ""
 	}
 	return a.Set
+}
+
+// dropCount sums the per-pod drop counters of Palisade's tables in nodes.
+func dropCount(l *lab.Lab, nodes []string) (uint64, error) {
+	var n uint64
+	for _, node := range nodes {
+		rs, err := dataplane.ReadDrops(l.NodeNetNS(node))
+		if err != nil {
+			return 0, fmt.Errorf("%s: read drop counters: %w", node, err)
+		}
+		for _, s := range rs.Sets {
+			for _, c := range s.Counters {
+				n += c.Packets
+			}
+		}
+	}
+	return n, nil
 }
