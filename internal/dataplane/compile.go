@@ -178,6 +178,7 @@ func (c *compiler) compile() *Ruleset {
 						ch.Rules = append(ch.Rules, r)
 					}
 				}
+				cheapFirst(ch.Rules)
 				ch.Rules = append(ch.Rules, c.tail(dir, ch.Name, fam)...)
 				chains = append(chains, ch)
 			}
@@ -355,6 +356,26 @@ func boundComment(s string) string {
 		cut--
 	}
 	return s[:cut] + "..."
+}
+
+// cheapFirst orders a chain's policy rules by what it costs a packet
+// that they do not allow, keeping the policies' order within each kind:
+// rules that match anything, then rules that compare a port first, then
+// rules that must look a set up whatever the packet (named ports, peers
+// on all ports). The order is free, since each rule returns on allow and
+// only the chain's tail drops; this one spares a new connection the
+// lookups of the rules it skips on their port (BENCHMARKS.md).
+func cheapFirst(rules []Rule) {
+	cost := func(r *Rule) int {
+		switch {
+		case r.Port == nil && r.Addr == nil && r.Named == "":
+			return 0
+		case r.Port != nil:
+			return 1
+		}
+		return 2
+	}
+	sort.SliceStable(rules, func(i, j int) bool { return cost(&rules[i]) < cost(&rules[j]) })
 }
 
 // rulesFor returns the nft rules of one policy in one direction: rules

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,6 +98,16 @@ func goldenCases() []struct {
 				EgressRules: []model.Rule{{
 					Peers: []model.Peer{{NamespaceSelector: sel("ns", "x")}},
 					Ports: []model.Port{{Protocol: model.UDP, Name: "serve-81-udp"}},
+				}},
+			})
+			// Ingress on a named port from selector peers: the rule looks
+			// the named set up before the peers.
+			addPolicy(c, &model.Policy{
+				Namespace: "y", Name: "ingress-named-from-b", Ingress: true,
+				PodSelector: *sel("pod", "c"),
+				IngressRules: []model.Rule{{
+					Peers: []model.Peer{{PodSelector: sel("pod", "b")}},
+					Ports: []model.Port{{Protocol: model.TCP, Name: "serve-80-tcp"}},
 				}},
 			})
 			return c
@@ -380,5 +391,38 @@ func TestRangeString(t *testing.T) {
 		if got := rangeString(netip.MustParseAddr(tc.from), netip.MustParseAddr(tc.to)); got != tc.want {
 			t.Errorf("rangeString(%s, %s) = %s, want %s", tc.from, tc.to, got, tc.want)
 		}
+	}
+}
+
+// TestCheapRulesFirst: in a pod group's chain, a rule that matches
+// anything comes first, then rules that compare a port before any lookup,
+// then rules that look a set up for every packet (named ports, peers on
+// all ports), each kind in the policies' order.
+func TestCheapRulesFirst(t *testing.T) {
+	c := standardCluster()
+	b := model.Peer{PodSelector: sel("pod", "b")}
+	in := func(name string, rules ...model.Rule) {
+		addPolicy(c, &model.Policy{Namespace: "x", Name: name, PodSelector: *sel("pod", "a"), Ingress: true, IngressRules: rules})
+	}
+	in("p1-named", model.Rule{Peers: []model.Peer{b}, Ports: []model.Port{{Protocol: model.TCP, Name: "serve-80-tcp"}}})
+	in("p2-all-ports", model.Rule{Peers: []model.Peer{b}})
+	in("p3-port", model.Rule{Peers: []model.Peer{b}, Ports: []model.Port{{Protocol: model.TCP, Port: 8080}}})
+	in("p4-anything", model.Rule{})
+	in("p5-port", model.Rule{Ports: []model.Port{{Protocol: model.UDP, Port: 53}}})
+	rs := Compile(engine.FromCluster(c), "node-1", Options{})
+	var got []string
+	for _, ch := range rs.Chains {
+		if !strings.HasPrefix(ch.Name, "ing-") || !strings.HasSuffix(ch.Name, "_4") {
+			continue
+		}
+		for _, r := range ch.Rules {
+			if r.Comment != "" {
+				got = append(got, strings.TrimSuffix(strings.TrimPrefix(r.Comment, "x/"), " ingress[0]"))
+			}
+		}
+	}
+	want := []string{"p4-anything", "p3-port", "p5-port", "p1-named", "p2-all-ports"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rules in order %v, want %v:\n%s", got, want, rs)
 	}
 }
