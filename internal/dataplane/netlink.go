@@ -95,6 +95,22 @@ func (r *Rule) exprs() []expr.Any {
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
 		)
 	}
+	if r.Named != "" {
+		// The named ports before the peers (ingress rules have both): the
+		// set of this node's target pods and their ports is small and
+		// exact, and most packets miss it, while a peer set can be large
+		// and an interval set costs a binary search.
+		protoReg, portReg := uint32(reg32b), uint32(reg32c)
+		if r.Family == IPv6 {
+			protoReg, portReg = reg2, reg32f
+		}
+		out = append(out,
+			addrPayload(r.Family, Daddr, reg1),
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
+			&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+			&expr.Lookup{SourceRegister: reg1, SetName: r.Named},
+		)
+	}
 	if r.Addr != nil {
 		out = append(out,
 			addrPayload(r.Family, r.Addr.Field, reg1),
@@ -114,18 +130,6 @@ func (r *Rule) exprs() []expr.Any {
 	}
 	if r.Port != nil && r.Addr == nil {
 		out = append(out, r.Port.exprs()...)
-	}
-	if r.Named != "" {
-		protoReg, portReg := uint32(reg32b), uint32(reg32c)
-		if r.Family == IPv6 {
-			protoReg, portReg = reg2, reg32f
-		}
-		out = append(out,
-			addrPayload(r.Family, Daddr, reg1),
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: protoReg},
-			&expr.Payload{DestRegister: portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
-			&expr.Lookup{SourceRegister: reg1, SetName: r.Named},
-		)
 	}
 	if r.Dispatch != nil {
 		out = append(out,

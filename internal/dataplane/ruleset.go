@@ -472,6 +472,9 @@ func (r *Rule) text(live bool) string {
 	if r.Port != nil && r.Addr != nil {
 		parts = append(parts, r.Port.String()) // port before peers: see exprs
 	}
+	if r.Named != "" { // before the peers: see exprs
+		parts = append(parts, fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ip, r.Named))
+	}
 	if r.Addr != nil {
 		parts = append(parts, fmt.Sprintf("%s %s @%s", ip, r.Addr.Field, r.Addr.Set))
 	}
@@ -480,9 +483,6 @@ func (r *Rule) text(live bool) string {
 	}
 	if r.Port != nil && r.Addr == nil {
 		parts = append(parts, r.Port.String())
-	}
-	if r.Named != "" {
-		parts = append(parts, fmt.Sprintf("%s daddr . meta l4proto . th dport @%s", ip, r.Named))
 	}
 	if r.Dispatch != nil {
 		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ip, r.Dispatch.Field, r.Dispatch.Set))
