@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,6 +34,7 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/palisade-net/palisade/bench/benchrun"
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/kube"
 	"github.com/palisade-net/palisade/internal/lab/netns"
@@ -73,21 +73,7 @@ func main() {
 	if os.Geteuid() != 0 {
 		log.Fatal("needs root (network namespaces, nftables)")
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := 0
-	func() {
-		defer cleanup()
-		cleanupStale()
-		if err := run(ctx); err != nil {
-			log.Printf("error: %v", err)
-			code = 1
-		}
-	}()
-	if ctx.Err() != nil {
-		code = 130
-	}
-	stop()
-	os.Exit(code)
+	os.Exit(benchrun.Run(cleanupStale, cleanup, run))
 }
 
 func netnsName() string { return netnsPrefix + strconv.Itoa(os.Getpid()) }

@@ -16,12 +16,12 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"os/signal"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/palisade-net/palisade/bench/benchrun"
 	"github.com/palisade-net/palisade/internal/lab"
 )
 
@@ -65,21 +65,8 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := 0
-	func() {
-		defer cleanup()
-		// A previous run killed hard may have left namespaces behind.
-		cleanup()
-		if err := run(ctx); err != nil {
-			log.Printf("error: %v", err)
-			code = 1
-		}
-	}()
-	if ctx.Err() != nil {
-		code = 130
-	}
-	stop()
+	// A previous run killed hard may have left namespaces behind.
+	code := benchrun.Run(cleanup, cleanup, run)
 	pprof.StopCPUProfile()
 	os.Exit(code)
 }
