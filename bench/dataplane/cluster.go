@@ -244,8 +244,13 @@ func realPods() (client, server *model.Pod) {
 // named port http resolved on ~1/9 of the cluster) and every tier=web pod
 // of the cluster (ingress). They also allow the throughput stream's port
 // (a rule before the named port's, so the probe on 8080 walks past it).
+// With -allow-by number they allow 8080 by number instead of by name.
 func benchPolicies() []*model.Policy {
 	cns, sns := nsName(clientNSIndex), nsName(serverNSIndex)
+	probe := named("http")
+	if *flagAllowBy == "number" {
+		probe = tcp(benchPort)
+	}
 	return []*model.Policy{
 		{ // the client's usual egress: DNS and the internet, not the server
 			Namespace: cns, Name: "bench-egress-base", PodSelector: *labels("bench", "client"), Egress: true,
@@ -262,14 +267,14 @@ func benchPolicies() []*model.Policy {
 			Namespace: cns, Name: "zz-bench-egress-api", PodSelector: *labels("bench", "client"), Egress: true,
 			EgressRules: []model.Rule{{
 				Peers: []model.Peer{{NamespaceSelector: labels("env", "prod"), PodSelector: labels("tier", "api")}},
-				Ports: []model.Port{tcp(streamPort), named("http")},
+				Ports: []model.Port{tcp(streamPort), probe},
 			}},
 		},
 		{
 			Namespace: sns, Name: "zz-bench-ingress-web", PodSelector: *labels("bench", "server"), Ingress: true,
 			IngressRules: []model.Rule{{
 				Peers: []model.Peer{{NamespaceSelector: &model.Selector{}, PodSelector: labels("tier", "web")}},
-				Ports: []model.Port{tcp(streamPort), named("http")},
+				Ports: []model.Port{tcp(streamPort), probe},
 			}},
 		},
 	}

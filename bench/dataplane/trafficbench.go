@@ -27,6 +27,9 @@ var configs = []string{"a:none", "b:baseline", "c:palisade"}
 const baselineTable = "palisadebase"
 
 func benchTraffic(ctx context.Context) error {
+	if *flagAllowBy != "named" && *flagAllowBy != "number" {
+		return fmt.Errorf("-allow-by %q: want named or number", *flagAllowBy)
+	}
 	client, server := realPods()
 	gen := genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
 		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide}
