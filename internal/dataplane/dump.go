@@ -51,16 +51,14 @@ func ReadDrops(netnsPath string) (*Ruleset, error) {
 // read reads the table, or only the sets named in only (and no chains)
 // when only is not nil.
 func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
+	nsFile, err := openNetNS(netnsPath)
+	if err != nil {
+		return nil, err
+	}
+	defer nsFile.Close()
 	var opts []nftables.ConnOption
-	var nsFile *os.File
-	if netnsPath != "" {
-		f, err := os.Open(netnsPath)
-		if err != nil {
-			return nil, fmt.Errorf("open network namespace: %w", err)
-		}
-		defer f.Close()
-		nsFile = f
-		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
+	if nsFile != nil {
+		opts = append(opts, nftables.WithNetNSFd(int(nsFile.Fd())))
 	}
 	// One socket for every request: a socket per set and chain (the
 	// library's default) made reading a large table cost seconds.
@@ -167,19 +165,23 @@ func sortRuleset(rs *Ruleset) {
 	})
 }
 
-// generation returns the namespace's nftables ruleset generation
-// (NFT_MSG_GETGEN): every transaction committed in the namespace, on any
-// table, increments it.
-func generation(netnsPath string) (uint32, error) {
-	var nsFile *os.File
-	if netnsPath != "" {
-		f, err := os.Open(netnsPath)
-		if err != nil {
-			return 0, fmt.Errorf("open network namespace: %w", err)
-		}
-		defer f.Close()
-		nsFile = f
+// openNetNS opens the network namespace at path, or returns nil for ""
+// (the current one).
+func openNetNS(path string) (*os.File, error) {
+	if path == "" {
+		return nil, nil
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace: %w", err)
+	}
+	return f, nil
+}
+
+// generation returns the nftables ruleset generation of the network
+// namespace nsFile (nil: the current one) (NFT_MSG_GETGEN): every
+// transaction committed in the namespace, on any table, increments it.
+func generation(nsFile *os.File) (uint32, error) {
 	conn, err := dialNetfilter(nsFile)
 	if err != nil {
 		return 0, err
@@ -214,8 +216,13 @@ func generation(netnsPath string) (uint32, error) {
 // it was read at: the generation is the same before and after the read,
 // so no transaction committed in between (tried a few times).
 func readAtGeneration(netnsPath string) (*Ruleset, uint32, error) {
+	nsFile, err := openNetNS(netnsPath)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer nsFile.Close()
 	for range 3 {
-		g1, err := generation(netnsPath)
+		g1, err := generation(nsFile)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -223,7 +230,7 @@ func readAtGeneration(netnsPath string) (*Ruleset, uint32, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if g2, err := generation(netnsPath); err != nil || g2 != g1 {
+		if g2, err := generation(nsFile); err != nil || g2 != g1 {
 			continue
 		}
 		return rs, g1, nil

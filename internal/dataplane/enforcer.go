@@ -88,15 +88,11 @@ func (e *Enforcer) Prefetch() {
 // as /run/netns/NAME or /proc/PID/ns/net), or the current one when
 // netnsPath is "". Nothing is sent to the kernel until Apply.
 func New(netnsPath string) (*Enforcer, error) {
-	e := &Enforcer{nsPath: netnsPath, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}
-	if netnsPath != "" {
-		f, err := os.Open(netnsPath)
-		if err != nil {
-			return nil, fmt.Errorf("open network namespace: %w", err)
-		}
-		e.nsFile = f
+	f, err := openNetNS(netnsPath)
+	if err != nil {
+		return nil, err
 	}
-	return e, nil
+	return &Enforcer{nsPath: netnsPath, nsFile: f, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}, nil
 }
 
 // Close releases the namespace handle. The rules stay in force.
@@ -165,7 +161,7 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 	if len(tx.ops) == 0 {
 		if genid != 0 {
 			// Nothing to send, but only if nothing changed since the read.
-			if g, err := generation(e.nsPath); err != nil || g != genid {
+			if g, err := generation(e.nsFile); err != nil || g != genid {
 				return e.Apply(ctx, rs) // e.last and e.pre are nil: reads again
 			}
 		}
