@@ -43,6 +43,7 @@ var (
 	flagSwitch     = flag.String("switch", "dormant", "traffic: how to switch configurations: dormant (toggle loaded tables) or reload")
 	flagWide       = flag.Bool("wide", false, "use the engine benchmark's cluster-wide peer selectors (huge per-rule sets)")
 	flagAllowBy    = flag.String("allow-by", "named", "traffic: how the bench policies allow the probe's port 8080: named (port name http: a named-port set lookup, after the other policies' named-port rules) or number (tcp dport 8080)")
+	flagConnMode   = flag.String("conn", "reset", "traffic: what one connection of the rate runs does: reset (connect, then close with a reset: nothing but the handshake) or crr (netperf's TCP_CRR: connect, one-byte request, one-byte response, close)")
 	flagChanges    = flag.Int("changes", 200, "change: policy changes per scale")
 	flagChangeT    = flag.Duration("change-time", 3*time.Minute, "change: time limit per scale")
 	flagScales     = flag.String("scales", "1k,10k,10k-local", "change: scales (1k, 10k, 10k-local, 100k-local)")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -79,6 +80,67 @@ func (s *servers) close() {
 	s.wg.Wait()
 }
 
+// crrServer answers each connection's one-byte request with one byte and
+// closes it, as netperf's netserver does for TCP_CRR: blocking system
+// calls on a thread of its own, since the client waits for every answer
+// and a wakeup through the Go scheduler would add its latency to both
+// configurations' path.
+type crrServer struct {
+	fd   int
+	done chan struct{}
+}
+
+func startCRRServer(nsPath string, port int) (*crrServer, error) {
+	s := &crrServer{fd: -1, done: make(chan struct{})}
+	err := netns.Do(nsPath, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		s.fd = fd
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port}); err != nil {
+			return err
+		}
+		return unix.Listen(fd, 4096)
+	})
+	if err != nil {
+		if s.fd >= 0 {
+			unix.Close(s.fd)
+		}
+		return nil, err
+	}
+	go func() {
+		runtime.LockOSThread()
+		defer close(s.done)
+		timeout := unix.NsecToTimeval(int64(time.Second))
+		var b [1]byte
+		for {
+			c, _, err := unix.Accept4(s.fd, unix.SOCK_CLOEXEC)
+			if err == unix.EINTR || err == unix.ECONNABORTED {
+				continue
+			}
+			if err != nil {
+				return // shut down by close
+			}
+			unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &timeout)
+			if n, _ := unix.Read(c, b[:]); n == 1 {
+				unix.Write(c, b[:])
+			}
+			unix.Close(c)
+		}
+	}()
+	return s, nil
+}
+
+// close wakes the blocked accept (shutdown makes it fail) and waits for
+// the loop to end.
+func (s *crrServer) close() {
+	unix.Shutdown(s.fd, unix.SHUT_RDWR)
+	<-s.done
+	unix.Close(s.fd)
+}
+
 // connectOnce makes one connection from the namespace at nsPath, with a
 // timeout, and reports whether it was established.
 func connectOnce(nsPath string, to netip.Addr, port int, timeout time.Duration) (bool, error) {
@@ -106,35 +168,12 @@ func dialFD(to netip.Addr, port int, timeout time.Duration) (int, error) {
 	unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
 	err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: to.As4()})
 	if err == unix.EINPROGRESS {
-		deadline := time.Now().Add(timeout)
-		for {
-			left := time.Until(deadline)
-			if left <= 0 {
-				err = unix.ETIMEDOUT
-				break
-			}
-			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-			n, perr := unix.Poll(pfd, int(left/time.Millisecond)+1)
-			if perr == unix.EINTR {
-				continue
-			}
-			if perr != nil {
-				err = perr
-				break
-			}
-			if n == 0 {
-				continue
-			}
-			soerr, gerr := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			switch {
-			case gerr != nil:
-				err = gerr
-			case soerr != 0:
+		err = waitFD(fd, unix.POLLOUT, time.Now().Add(timeout))
+		if err == nil {
+			var soerr int
+			if soerr, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && soerr != 0 {
 				err = unix.Errno(soerr)
-			default:
-				err = nil
 			}
-			break
 		}
 	}
 	if err != nil {
@@ -144,12 +183,15 @@ func dialFD(to netip.Addr, port int, timeout time.Duration) (int, error) {
 	return fd, nil
 }
 
-// connRate runs connect + close in a loop on one thread inside the client's
+// connRate runs connections in a loop on one thread inside the client's
 // namespace for dur (at most maxConns connections) and returns connections
 // per second and how many connections failed (a SYN lost to an overflowing
 // accept queue on this busy machine waits for the retransmission; the
 // connect timeout of 3 s covers two). More than 1% failed fails the run.
-func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur time.Duration, maxConns int) (float64, int, error) {
+// A connection is connect + reset-close, or with crr (netperf's TCP_CRR:
+// connect, request, response, close) a one-byte request and its one-byte
+// answer in between.
+func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, crr bool, dur time.Duration, maxConns int) (float64, int, error) {
 	var rate float64
 	var failed int
 	err := netns.Do(nsPath, func() error {
@@ -161,6 +203,12 @@ func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur t
 				break
 			}
 			fd, err := dialFD(to, port, 3*time.Second)
+			if err == nil && crr {
+				err = requestResponse(fd, time.Second)
+				if err != nil {
+					unix.Close(fd)
+				}
+			}
 			n++
 			if err != nil {
 				failed++
@@ -178,6 +226,48 @@ func connRate(ctx context.Context, nsPath string, to netip.Addr, port int, dur t
 		return nil
 	})
 	return rate, failed, err
+}
+
+// requestResponse writes one byte on the connected non-blocking socket fd
+// and waits at most timeout for one byte back.
+func requestResponse(fd int, timeout time.Duration) error {
+	if _, err := unix.Write(fd, []byte{'?'}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	var b [1]byte
+	for {
+		n, err := unix.Read(fd, b[:])
+		switch {
+		case n == 1:
+			return nil
+		case err == nil:
+			return io.ErrUnexpectedEOF
+		case err != unix.EAGAIN && err != unix.EINTR:
+			return err
+		}
+		if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
+			return err
+		}
+	}
+}
+
+// waitFD polls the non-blocking socket fd for events until deadline. It
+// polls, not blocks in the Go runtime, so that the runtime's signals
+// (EINTR) cannot break the wait.
+func waitFD(fd int, events int16, deadline time.Time) error {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return unix.ETIMEDOUT
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Poll(pfd, int(left/time.Millisecond)+1)
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		return err
+	}
 }
 
 // throughput sends for dur (at most maxBytes) over one TCP connection from

@@ -30,6 +30,9 @@ func benchTraffic(ctx context.Context) error {
 	if *flagAllowBy != "named" && *flagAllowBy != "number" {
 		return fmt.Errorf("-allow-by %q: want named or number", *flagAllowBy)
 	}
+	if *flagConnMode != "reset" && *flagConnMode != "crr" {
+		return fmt.Errorf("-conn %q: want reset or crr", *flagConnMode)
+	}
 	client, server := realPods()
 	gen := genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
 		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide}
@@ -199,7 +202,17 @@ func benchTraffic(ctx context.Context) error {
 	runtime.ReadMemStats(&ms0)
 	fmt.Printf("Go heap before the rounds: %.1f MiB\n", float64(ms0.HeapAlloc)/(1<<20))
 
-	srv, err := startServers(sNS, []int{8080, deniedPort}, streamPort)
+	crr := *flagConnMode == "crr"
+	connPorts := []int{8080, deniedPort}
+	if crr {
+		crrSrv, err := startCRRServer(sNS, 8080)
+		if err != nil {
+			return err
+		}
+		defer crrSrv.close()
+		connPorts = connPorts[1:]
+	}
+	srv, err := startServers(sNS, connPorts, streamPort)
 	if err != nil {
 		return err
 	}
@@ -258,7 +271,7 @@ func benchTraffic(ctx context.Context) error {
 				time.Sleep(50 * time.Millisecond)
 				cpu0, mono0 := cpuTime(), monotonic()
 				if phase == 0 {
-					rate, failed, err := connRate(ctx, cNS, sIP, 8080, *flagConnDur, 2_000_000)
+					rate, failed, err := connRate(ctx, cNS, sIP, 8080, crr, *flagConnDur, 2_000_000)
 					if err != nil {
 						return fmt.Errorf("round %d %s: %w", r, cfg, err)
 					}
@@ -296,7 +309,11 @@ func benchTraffic(ctx context.Context) error {
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	fmt.Printf("Go GC during the rounds: %d cycles, %.1f ms of pauses\n", ms1.NumGC-ms0.NumGC, float64(ms1.PauseTotalNs-ms0.PauseTotalNs)/1e6)
-	report("new TCP connections per second (connect + reset-close, one thread), wall", "conn/s", cps)
+	shape := "connect + reset-close"
+	if crr {
+		shape = "TCP_CRR: connect, 1-byte request, 1-byte response, reset-close"
+	}
+	report(fmt.Sprintf("new TCP connections per second (%s, one thread), wall", shape), "conn/s", cps)
 	fmt.Printf("  failed connections (timed out after 3 s): a %d, b %d, c %d\n", fails["a:none"], fails["b:baseline"], fails["c:palisade"])
 	report("CPU time per new connection (client + server + softirq in their context)", "CPU-µs/conn", cpuConn)
 	if *flagTput {
