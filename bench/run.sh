@@ -3,6 +3,7 @@
 # Usage: sudo bash bench/run.sh [flags of bench/dataplane]
 #   bash bench/run.sh                                  # everything, default sizes
 #   bash bench/run.sh -bench traffic -rounds 25        # conn/s and throughput only
+#   bash bench/run.sh -bench traffic -tput=false -conn crr  # conn/s as netperf's TCP_CRR
 #   bash bench/run.sh -bench change -scales 1k,10k     # policy change latency only
 #   bash bench/run.sh -h                               # all flags
 # Needs root. Everything it creates is in network namespaces named
