@@ -81,7 +81,7 @@ func benchTraffic(ctx context.Context) error {
 		len(c.Pods), len(c.Namespaces), len(c.Policies), genT.Round(time.Millisecond), time.Since(t0).Round(time.Millisecond))
 
 	// The probe connection must be allowed, by the bench policies' rules.
-	conn := engine.Conn{From: engine.Endpoint{Pod: client, IP: cIP}, To: engine.Endpoint{Pod: server, IP: sIP}, Protocol: model.TCP, Port: 8080}
+	conn := engine.Conn{From: engine.Endpoint{Pod: client, IP: cIP}, To: engine.Endpoint{Pod: server, IP: sIP}, Protocol: model.TCP, Port: benchPort}
 	v := e.Explain(conn)
 	if !v.Allowed || v.Egress.By == nil || v.Ingress.By == nil ||
 		!strings.HasPrefix(v.Egress.By.Policy.Name, "zz-") || !strings.HasPrefix(v.Ingress.By.Policy.Name, "zz-") {
@@ -91,8 +91,8 @@ func benchTraffic(ctx context.Context) error {
 	if e.Allowed(conn) {
 		return fmt.Errorf("port %d: engine allows it, want denied", deniedPort)
 	}
-	fmt.Printf("engine: %s -> %s:8080 allowed by egress %s[%d] (%d isolating policies) and ingress %s[%d] (%d isolating policies); :%d denied\n",
-		client.Key(), server.Key(), v.Egress.By.Policy, v.Egress.By.Index, len(v.Egress.Isolating),
+	fmt.Printf("engine: %s -> %s:%d allowed by egress %s[%d] (%d isolating policies) and ingress %s[%d] (%d isolating policies); :%d denied\n",
+		client.Key(), server.Key(), benchPort, v.Egress.By.Policy, v.Egress.By.Index, len(v.Egress.Isolating),
 		v.Ingress.By.Policy, v.Ingress.By.Index, len(v.Ingress.Isolating), deniedPort)
 
 	nodes := []string{client.Node, server.Node}
@@ -203,14 +203,15 @@ func benchTraffic(ctx context.Context) error {
 	fmt.Printf("Go heap before the rounds: %.1f MiB\n", float64(ms0.HeapAlloc)/(1<<20))
 
 	crr := *flagConnMode == "crr"
-	connPorts := []int{8080, deniedPort}
+	connPorts := []int{deniedPort}
 	if crr {
-		crrSrv, err := startCRRServer(sNS, 8080)
+		crrSrv, err := startCRRServer(sNS, benchPort)
 		if err != nil {
 			return err
 		}
 		defer crrSrv.close()
-		connPorts = connPorts[1:]
+	} else {
+		connPorts = append(connPorts, benchPort)
 	}
 	srv, err := startServers(sNS, connPorts, streamPort)
 	if err != nil {
@@ -218,21 +219,21 @@ func benchTraffic(ctx context.Context) error {
 	}
 	defer srv.close()
 
-	// Sanity: in a and b both ports connect; in c only 8080 does.
+	// Sanity: in a and b both ports connect; in c only benchPort does.
 	for _, cfg := range []string{"c:palisade", "a:none", "b:baseline", "c:palisade"} {
 		d, err := setConfig(cfg)
 		if err != nil {
 			return err
 		}
-		ok1, err1 := connectOnce(cNS, sIP, 8080, time.Second)
+		ok1, err1 := connectOnce(cNS, sIP, benchPort, time.Second)
 		ok2, err2 := connectOnce(cNS, sIP, deniedPort, 500*time.Millisecond)
 		if err1 != nil || err2 != nil {
 			return fmt.Errorf("probe: %v %v", err1, err2)
 		}
 		want2 := cfg != "c:palisade"
-		fmt.Printf("sanity %s (set in %s): :8080 connects=%v, :%d connects=%v\n", cfg, d.Round(time.Millisecond), ok1, deniedPort, ok2)
+		fmt.Printf("sanity %s (set in %s): :%d connects=%v, :%d connects=%v\n", cfg, d.Round(time.Millisecond), benchPort, ok1, deniedPort, ok2)
 		if !ok1 || ok2 != want2 {
-			return fmt.Errorf("sanity %s: :8080 %v, :%d %v (want %v)", cfg, ok1, deniedPort, ok2, want2)
+			return fmt.Errorf("sanity %s: :%d %v, :%d %v (want %v)", cfg, benchPort, ok1, deniedPort, ok2, want2)
 		}
 	}
 
@@ -271,7 +272,7 @@ func benchTraffic(ctx context.Context) error {
 				time.Sleep(50 * time.Millisecond)
 				cpu0, mono0 := cpuTime(), monotonic()
 				if phase == 0 {
-					rate, failed, err := connRate(ctx, cNS, sIP, 8080, crr, *flagConnDur, 2_000_000)
+					rate, failed, err := connRate(ctx, cNS, sIP, benchPort, crr, *flagConnDur, 2_000_000)
 					if err != nil {
 						return fmt.Errorf("round %d %s: %w", r, cfg, err)
 					}
