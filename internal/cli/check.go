@@ -9,25 +9,8 @@ import (
 	"strings"
 
 	"github.com/palisade-net/palisade/internal/engine"
-	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
 )
-
-// loadCluster reads manifests; every error is bad input.
-func loadCluster(s Streams, files []string) (*model.Cluster, error) {
-	if len(files) == 0 {
-		return nil, badInputf("no manifests: give -f FILE|DIR|-")
-	}
-	objs, err := manifest.Read(files, s.In, s.Err)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	c, err := manifest.Cluster(objs)
-	if err != nil {
-		return nil, badInput(err)
-	}
-	return c, nil
-}
 
 // parsePort reads "80", "80/TCP" or "53/udp".
 func parsePort(s string) (uint16, model.Protocol, error) {
@@ -203,8 +186,7 @@ func toJSONDecision(d engine.Decision) jsonDecision {
 
 func runCheck(s Streams, args []string) error {
 	fs := newFlags("check", s)
-	var files stringList
-	fs.Var(&files, "f", "manifest file, directory or - (repeatable)")
+	in := addInput(fs)
 	from := fs.String("from", "", "source: NAMESPACE/POD or IP")
 	to := fs.String("to", "", "destination: NAMESPACE/POD, NAMESPACE/SERVICE or IP")
 	portArg := fs.String("port", "", "destination port: 80, 80/TCP, 53/UDP")
@@ -223,7 +205,7 @@ func runCheck(s Streams, args []string) error {
 	if err != nil {
 		return badInput(err)
 	}
-	c, err := loadCluster(s, files)
+	c, err := in.load(s)
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,7 @@ type explainedPeer struct {
 
 func runExplain(s Streams, args []string) error {
 	fs := newFlags("explain", s)
-	var files stringList
-	fs.Var(&files, "f", "manifest file, directory or - (repeatable)")
+	in := addInput(fs)
 	out := fs.String("o", "text", "output: text or json")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -56,7 +55,7 @@ func runExplain(s Streams, args []string) error {
 	if err := checkOutput(*out); err != nil {
 		return err
 	}
-	c, err := loadCluster(s, files)
+	c, err := in.load(s)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 
 func runMatrix(s Streams, args []string) error {
 	fs := newFlags("matrix", s)
-	var files, ports stringList
-	fs.Var(&files, "f", "manifest file, directory or - (repeatable)")
+	in := addInput(fs)
+	var ports stringList
 	fs.Var(&ports, "port", "port to probe, 80/TCP (repeatable; default 80/TCP)")
 	out := fs.String("o", "text", "output: text or json")
 	ipv6 := fs.Bool("6", false, "use the pods' IPv6 addresses")
@@ -26,7 +26,7 @@ func runMatrix(s Streams, args []string) error {
 	if len(ports) == 0 {
 		ports = stringList{"80/TCP"}
 	}
-	c, err := loadCluster(s, files)
+	c, err := in.load(s)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func runMatrix(s Streams, args []string) error {
 	if *ipv6 {
 		fam = netip.IPv6Unspecified()
 	}
-	doc := truth.Document{Scenario: strings.Join(files, ","), Steps: []truth.Step{{}}}
+	doc := truth.Document{Scenario: strings.Join(in.files, ","), Steps: []truth.Step{{}}}
 	for i, p := range ports {
 		port, proto, err := parsePort(p)
 		if err != nil {

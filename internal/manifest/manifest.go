@@ -125,6 +125,19 @@ const readKinds = "palisade reads Namespace, Pod, Service, NetworkPolicy, Node"
 // maxListDepth bounds Lists nested in Lists.
 const maxListDepth = 8
 
+// Options change how ReadWith reads.
+type Options struct {
+	// Recursive reads directories' subdirectories too (kubectl -R).
+	Recursive bool
+	// Quiet drops the warning line about skipped objects.
+	Quiet bool
+}
+
+// ReadWith is Read with options.
+func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]Object, error) {
+	return Read(paths, stdin, warn)
+}
+
 // Read reads every path like kubectl -f: a file, a directory (its *.yaml,
 // *.yml and *.json files in name order, not recursively), or "-" for stdin
 // (at most once). It returns the objects in input order, or, if anything is

@@ -131,7 +131,19 @@ type Pod struct {
 	// Images are the container images, which the lab uses to guess what a
 	// pod serves when it declares no ports.
 	Images []string
+	// Workload is set when the pod stands for the pods of a workload's
+	// template (Deployment, StatefulSet, Job, ...): its kind, while Name is
+	// "NAME[KIND]". Such a pod has no IPs unless the input gives them.
+	Workload string
+	// Replicas is how many pods the workload runs, when the input says
+	// (0: unknown or several). With one, its pods never talk to a sibling.
+	Replicas int
 }
+
+// Siblings reports whether p stands for several pods (a workload with
+// other than one replica), so that traffic from p to p is between two of
+// them, subject to policy, and not a pod talking to itself.
+func (p *Pod) Siblings() bool { return p.Workload != "" && p.Replicas != 1 }
 
 // Key returns the pod's namespace/name.
 func (p *Pod) Key() Key { return Key{p.Namespace, p.Name} }
