@@ -477,12 +477,12 @@ func (c *compiler) ruleRules(pol *engine.Policy, r *engine.Rule) []Rule {
 		}
 		portRules(Rule{Family: fam, Addr: peer})
 		if len(r.Named) > 0 {
-			switch {
-			case dir == model.Ingress:
+			if dir == model.Ingress {
 				add(Rule{Family: fam, Addr: peer, Named: c.namedSet(pol, r, fam)})
-			case hasSelectors:
-				// The named set holds only the peer pods' addresses: an
-				// ipBlock peer cannot resolve a port name.
+			} else {
+				// The named set holds only the peers' pod addresses (of
+				// selected pods, and of pods inside the ipBlocks): it
+				// matches the peer and the port in one lookup.
 				add(Rule{Family: fam, Named: c.namedSet(pol, r, fam)})
 			}
 		}
@@ -534,10 +534,11 @@ func (c *compiler) namedSet(pol *engine.Policy, r *engine.Rule, fam Family) stri
 		key, short, desc = "to any pod", "any", "on any pod"
 	default:
 		ids := r.PeerIDs()
-		descs := make([]string, 0, len(ids))
-		for _, id := range ids {
-			if !strings.HasPrefix(id.Key, "cidr=") {
-				descs = append(descs, id.Desc)
+		descs := make([]string, len(ids))
+		for i, id := range ids {
+			descs[i] = id.Desc
+			if strings.HasPrefix(id.Key, "cidr=") {
+				descs[i] = "pods in " + id.Desc
 			}
 		}
 		key, short, desc = "to "+r.PeerKey(), readable(ids), "on "+strings.Join(descs, "; ")

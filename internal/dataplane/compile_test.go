@@ -100,6 +100,19 @@ func goldenCases() []struct {
 					Ports: []model.Port{{Protocol: model.UDP, Name: "serve-81-udp"}},
 				}},
 			})
+			// A named egress port on ipBlock peers: resolved on the pods
+			// whose addresses are inside the blocks (not the excepted one).
+			addPolicy(c, &model.Policy{
+				Namespace: "z", Name: "egress-named-to-block", Egress: true,
+				PodSelector: *sel("pod", "c"),
+				EgressRules: []model.Rule{{
+					Peers: []model.Peer{
+						{IPBlock: &model.IPBlock{CIDR: netip.MustParsePrefix("10.10.1.0/24"), Except: []netip.Prefix{netip.MustParsePrefix("10.10.1.3/32")}}},
+						{IPBlock: &model.IPBlock{CIDR: netip.MustParsePrefix("fd00:10:10:2::/64")}},
+					},
+					Ports: []model.Port{{Protocol: model.TCP, Name: "serve-81-tcp"}},
+				}},
+			})
 			// Ingress on a named port from selector peers: the rule looks
 			// the named set up before the peers.
 			addPolicy(c, &model.Policy{

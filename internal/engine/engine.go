@@ -40,10 +40,11 @@ type Engine struct {
 	// targets are the target selectors that hold each pod.
 	targets map[model.Key]map[*selector]struct{}
 
-	// namedAnyPeer holds the policies with an egress rule that has named
-	// ports and no peers: its named ports resolve on every pod, so any pod
-	// change may change them.
-	namedAnyPeer map[model.Key]struct{}
+	// namedByAddr holds the policies with an egress rule that has named
+	// ports and no peers or an ipBlock peer: its named ports resolve on
+	// pods chosen by address, not by selector, so a pod coming, going or
+	// changing its addresses or ports may change them.
+	namedByAddr map[model.Key]struct{}
 
 	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
 	dirty     Changes
@@ -92,7 +93,7 @@ func New() *Engine {
 		nsScoped:     map[string]map[*selector]struct{}{},
 		global:       map[*selector]struct{}{},
 		targets:      map[model.Key]map[*selector]struct{}{},
-		namedAnyPeer: map[model.Key]struct{}{},
+		namedByAddr:  map[model.Key]struct{}{},
 		dirty:        newChanges(),
 		dirtySels:    map[*selector]struct{}{},
 	}
@@ -210,7 +211,9 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 	}
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
-	e.dirtyNamedAnyPeer()
+	if changed {
+		e.dirtyNamedByAddr()
+	}
 	for s := range e.nsScoped[p.Namespace] {
 		e.reselect(s, p, changed)
 	}
@@ -240,7 +243,7 @@ func (e *Engine) DeletePod(k model.Key) {
 	}
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
-	e.dirtyNamedAnyPeer()
+	e.dirtyNamedByAddr()
 	for s := range e.nsScoped[k.Namespace] {
 		e.drop(s, k)
 	}
@@ -265,20 +268,20 @@ func (e *Engine) UpsertPolicy(p *model.Policy) {
 	}
 	pol := e.compile(p)
 	e.policies[k] = pol
-	delete(e.namedAnyPeer, k)
+	delete(e.namedByAddr, k)
 	for _, r := range pol.Rules[model.Egress] {
-		if r.AllPeers && len(r.Named) > 0 {
-			e.namedAnyPeer[k] = struct{}{}
+		if len(r.Named) > 0 && (r.AllPeers || r.Blocks != nil) {
+			e.namedByAddr[k] = struct{}{}
 		}
 	}
 	e.dirty.Policies[k] = struct{}{}
 	e.isolation = nil
 }
 
-// dirtyNamedAnyPeer marks the policies whose named ports resolve on every
-// pod, when a pod comes, goes or changes.
-func (e *Engine) dirtyNamedAnyPeer() {
-	for k := range e.namedAnyPeer {
+// dirtyNamedByAddr marks the policies whose named ports resolve on pods
+// chosen by address, when a pod comes, goes or changes.
+func (e *Engine) dirtyNamedByAddr() {
+	for k := range e.namedByAddr {
 		e.dirty.Policies[k] = struct{}{}
 	}
 }
@@ -288,7 +291,7 @@ func (e *Engine) DeletePolicy(k model.Key) {
 	if old := e.policies[k]; old != nil {
 		e.release(old)
 		delete(e.policies, k)
-		delete(e.namedAnyPeer, k)
+		delete(e.namedByAddr, k)
 		e.dirty.Policies[k] = struct{}{}
 		e.isolation = nil
 	}

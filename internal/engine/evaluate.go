@@ -80,7 +80,7 @@ func (e *Engine) Explain(c Conn) Verdict { return e.evaluate(c, true) }
 
 func (e *Engine) evaluate(c Conn, explain bool) Verdict {
 	v := Verdict{Egress: Decision{Direction: model.Egress}, Ingress: Decision{Direction: model.Ingress}}
-	if c.From.isPod() && c.To.isPod() && c.From.Pod.Key() == c.To.Pod.Key() {
+	if c.From.isPod() && c.To.isPod() && c.From.Pod.Key() == c.To.Pod.Key() && !c.From.Pod.Siblings() {
 		v.Allowed, v.Shortcut = true, "loopback"
 		v.Egress.Allowed, v.Ingress.Allowed = true, true
 		return v
@@ -157,8 +157,7 @@ func (e *Engine) decide(c Conn, dir model.Direction, explain bool) Decision {
 // match returns "" when r allows c, or why it does not. self is the pod
 // the rule belongs to, peer the other end.
 func (e *Engine) match(r *Rule, c Conn, self, peer Endpoint, dir model.Direction, explain bool) string {
-	peerOK, viaPod := e.peerMatch(r, peer)
-	if !peerOK {
+	if !e.peerMatch(r, peer) {
 		if !explain {
 			return "peer"
 		}
@@ -173,13 +172,16 @@ func (e *Engine) match(r *Rule, c Conn, self, peer Endpoint, dir model.Direction
 		}
 	}
 	// A named port resolves on the pod that receives the traffic: the
-	// selected pod for ingress, the peer pod for egress. An egress peer
-	// matched only by ipBlock has no pod to resolve the name on.
-	var resolveOn *model.Pod
-	if dir == model.Ingress {
-		resolveOn = self.Pod
-	} else if viaPod {
-		resolveOn = peer.Pod
+	// selected pod for ingress, the destination pod for egress, however
+	// the rule's peers matched it (a selector, or an ipBlock holding its
+	// address), as the reference implementation, Calico and Cilium do.
+	// An address that is no pod's has no ports to name.
+	resolveOn := self.Pod
+	if dir == model.Egress {
+		resolveOn = nil
+		if peer.isPod() {
+			resolveOn = peer.Pod
+		}
 	}
 	var unresolved []string
 	for _, np := range r.Named {
@@ -202,7 +204,7 @@ func (e *Engine) match(r *Rule, c Conn, self, peer Endpoint, dir model.Direction
 	msg := fmt.Sprintf("port %d/%s is not in the rule's ports (%s)", c.Port, c.Protocol, describePorts(r))
 	for _, name := range unresolved {
 		if resolveOn == nil {
-			msg += fmt.Sprintf("; named port %q cannot resolve on %s (not a pod selected by the rule)", name, peer)
+			msg += fmt.Sprintf("; named port %q cannot resolve on %s (no pod has this address)", name, peer)
 		} else {
 			msg += fmt.Sprintf("; named port %q is not a %s port of %s", name, c.Protocol, resolveOn.Key())
 		}
@@ -210,25 +212,21 @@ func (e *Engine) match(r *Rule, c Conn, self, peer Endpoint, dir model.Direction
 	return msg
 }
 
-// peerMatch reports whether ep is a peer of r, and whether it matched as a
-// pod (through a selector, or as a pod under AllPeers) rather than only
-// through an ipBlock.
-func (e *Engine) peerMatch(r *Rule, ep Endpoint) (ok, viaPod bool) {
+// peerMatch reports whether ep is a peer of r: every endpoint under
+// AllPeers, a pod through a selector, any address through an ipBlock.
+func (e *Engine) peerMatch(r *Rule, ep Endpoint) bool {
 	if r.AllPeers {
-		return true, ep.isPod()
+		return true
 	}
 	if ep.isPod() {
 		k := ep.Pod.Key()
 		for _, s := range r.peerSels {
 			if _, in := s.members[k]; in {
-				return true, true
+				return true
 			}
 		}
 	}
-	if r.Blocks != nil && r.Blocks.Contains(ep.IP) {
-		return true, false
-	}
-	return false, false
+	return r.Blocks != nil && r.Blocks.Contains(ep.IP)
 }
 
 func describePorts(r *Rule) string {

@@ -35,6 +35,8 @@ func (s *byteSource) IntN(n int) int {
 type gen struct {
 	src  source
 	next int // for fresh names
+	// namedBlocks biases peers to ipBlocks and ports to names.
+	namedBlocks bool
 }
 
 func (g *gen) n(n int) int            { return g.src.IntN(n) }
@@ -167,7 +169,11 @@ var genBlocks = []struct {
 }
 
 func (g *gen) peer(nss []string) model.Peer {
-	switch g.n(4) {
+	kind := g.n(4)
+	if g.namedBlocks && g.chance(60) {
+		kind = 3
+	}
+	switch kind {
 	case 0:
 		s := g.selector()
 		return model.Peer{PodSelector: &s}
@@ -190,7 +196,11 @@ func (g *gen) peer(nss []string) model.Peer {
 
 func (g *gen) port() model.Port {
 	proto := pickOne(g, genProtos)
-	switch g.n(4) {
+	kind := g.n(4)
+	if g.namedBlocks && g.chance(60) {
+		kind = 2
+	}
+	switch kind {
 	case 0:
 		return model.Port{Protocol: proto, Port: pickOne(g, genPortNums)}
 	case 1:

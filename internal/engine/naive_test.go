@@ -75,8 +75,9 @@ func naivePod(ep engine.Endpoint) *model.Pod {
 // naiveAllowed answers whether connection conn is allowed in cluster c.
 func naiveAllowed(c *model.Cluster, conn engine.Conn) bool {
 	src, dst := naivePod(conn.From), naivePod(conn.To)
-	if src != nil && dst != nil && src.Namespace == dst.Namespace && src.Name == dst.Name {
-		return true // a pod talking to itself is never filtered
+	if src != nil && dst != nil && src.Namespace == dst.Namespace && src.Name == dst.Name &&
+		(src.Workload == "" || src.Replicas == 1) {
+		return true // a pod talking to itself is never filtered (two replicas of a workload are two pods)
 	}
 	egressOK := src == nil || naiveDirection(c, src, model.Egress, conn.To, dst, conn)
 	ingressOK := dst == nil || naiveFromOwnNode(c, conn, dst) || naiveDirection(c, dst, model.Ingress, conn.From, src, conn)
@@ -133,9 +134,6 @@ func naiveDirection(c *model.Cluster, self *model.Pod, dir model.Direction, othe
 
 func naiveRuleAllows(c *model.Cluster, pol *model.Policy, r model.Rule, self *model.Pod, dir model.Direction, other engine.Endpoint, otherPod *model.Pod, conn engine.Conn) bool {
 	peerOK := len(r.Peers) == 0
-	// asPod: the other end matched as a pod (so a named egress port can
-	// be resolved on it), not only as an address of an ipBlock.
-	asPod := len(r.Peers) == 0 && otherPod != nil
 	for _, peer := range r.Peers {
 		if peer.IPBlock != nil {
 			if naiveInBlock(peer.IPBlock, other.IP) {
@@ -156,7 +154,7 @@ func naiveRuleAllows(c *model.Cluster, pol *model.Policy, r model.Rule, self *mo
 		if peer.PodSelector != nil && !naiveSelects(*peer.PodSelector, otherPod.Labels) {
 			continue
 		}
-		peerOK, asPod = true, true
+		peerOK = true
 	}
 	if !peerOK {
 		return false
@@ -170,13 +168,11 @@ func naiveRuleAllows(c *model.Cluster, pol *model.Policy, r model.Rule, self *mo
 		}
 		switch {
 		case p.Name != "":
-			// The receiver of the traffic names its ports.
+			// The receiver of the traffic names its ports: for egress
+			// the destination pod, however the peer matched it.
 			receiver := self
 			if dir == model.Egress {
-				receiver = nil
-				if asPod {
-					receiver = otherPod
-				}
+				receiver = otherPod
 			}
 			if receiver == nil {
 				continue

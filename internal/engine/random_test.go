@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -44,7 +45,7 @@ func TestRandomDifferential(t *testing.T) {
 	conns := 0
 	for i := range cases {
 		seed := base + uint64(i)
-		n, err := randomCase(seed, steps)
+		n, err := randomCase(seed, steps, false)
 		conns += n
 		if err != nil {
 			t.Fatalf("seed %d: %v\nrerun: go test ./internal/engine -run TestRandomDifferential -seed %d -cases 1", seed, err, seed)
@@ -53,11 +54,36 @@ func TestRandomDifferential(t *testing.T) {
 	t.Logf("%d cases of %d steps, %d connections compared, seeds %d..%d, in %v", cases, steps, conns, base, base+uint64(cases)-1, time.Since(start).Round(time.Millisecond))
 }
 
+// TestRandomNamedPortsOnIPBlocks is the differential test with rules
+// biased to named ports and ipBlock peers, where a named egress port
+// resolves on the pod whose address is inside the block: the case the
+// engine once got wrong (DESIGN.md).
+func TestRandomNamedPortsOnIPBlocks(t *testing.T) {
+	cases := 1500
+	if testing.Short() {
+		cases = 150
+	}
+	base := *seedFlag
+	if base == 0 {
+		base = uint64(time.Now().UnixNano())
+	}
+	conns := 0
+	for i := range cases {
+		seed := base + uint64(i)
+		n, err := randomCase(seed, 4, true)
+		conns += n
+		if err != nil {
+			t.Fatalf("seed %d: %v\nrerun: go test ./internal/engine -run TestRandomNamedPortsOnIPBlocks -seed %d", seed, err, seed)
+		}
+	}
+	t.Logf("%d cases, %d connections compared, seeds %d..%d", cases, conns, base, base+uint64(cases)-1)
+}
+
 // randomCase runs one cluster through steps edits; it returns the number
 // of connections compared and the first disagreement.
-func randomCase(seed uint64, steps int) (int, error) {
+func randomCase(seed uint64, steps int, namedBlocks bool) (int, error) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	g := &gen{src: r}
+	g := &gen{src: r, namedBlocks: namedBlocks}
 	c := g.cluster()
 	e := engine.FromCluster(c)
 	history := []string{"initial cluster"}
@@ -243,8 +269,9 @@ func podSignatures(c *model.Cluster) map[model.Key]string {
 
 // policySignatures renders, per policy, what its compiled form resolves
 // to, computed naively: the spec itself, the pods it selects, the pods its
-// selector peers resolve to, and for egress rules with named ports and no
-// peers every pod (they resolve there). Addresses and ports included.
+// selector peers resolve to, and for egress rules with named ports every
+// pod when they have no peers and the pods inside their ipBlocks (they
+// resolve there). Addresses and ports included.
 func policySignatures(c *model.Cluster) map[model.Key]string {
 	pods := c.SortedPods()
 	m := map[model.Key]string{}
@@ -268,6 +295,15 @@ func policySignatures(c *model.Cluster) map[model.Key]string {
 				}
 				for j, peer := range r.Peers {
 					if peer.IPBlock != nil {
+						if dir == model.Egress && named {
+							// Named ports resolve on the pods inside the block.
+							fmt.Fprintf(&b, " named in block %d:", j)
+							for _, p := range pods {
+								if !p.HostNetwork && slices.ContainsFunc(p.IPs, func(ip netip.Addr) bool { return naiveInBlock(peer.IPBlock, ip) }) {
+									b.WriteString(" " + memberSignature(p))
+								}
+							}
+						}
 						continue
 					}
 					fmt.Fprintf(&b, " peer %d:", j)

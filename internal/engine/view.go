@@ -5,6 +5,7 @@ import (
 	"sort"
 
 	"github.com/palisade-net/palisade/internal/model"
+	"go4.org/netipx"
 )
 
 // AddrPort is a resolved named port: traffic to Addr on Protocol/Port.
@@ -16,39 +17,56 @@ type AddrPort struct {
 
 // NamedTargets resolves r's named ports to addresses and ports. For an
 // ingress rule they resolve on the selected pods given (the receivers);
-// for an egress rule on the rule's peer pods (every pod when the rule has
-// no peers), since ipBlock peers have no ports to name. The result is
-// sorted and free of duplicates.
+// for an egress rule on the destination pods the rule's peers cover:
+// every address of a pod its selectors pick (every pod when it has no
+// peers), and the addresses inside its ipBlocks of any other pod. The
+// result is sorted and free of duplicates.
 func (e *Engine) NamedTargets(r *Rule, selected []*model.Pod) []AddrPort {
 	if len(r.Named) == 0 {
 		return nil
 	}
-	on := selected
+	on, blocks := selected, (*netipx.IPSet)(nil)
 	if r.Ref.Direction == model.Egress {
 		if r.AllPeers {
 			on = e.Pods()
 		} else {
-			on = e.PeerPods(r)
+			on, blocks = e.PeerPods(r), r.Blocks
 		}
 	}
 	seen := map[AddrPort]struct{}{}
 	var out []AddrPort
-	for _, p := range on {
-		if p.HostNetwork {
-			continue
-		}
+	add := func(p *model.Pod, ips []netip.Addr) {
 		for _, np := range r.Named {
 			port, ok := p.NamedPort(np.Name, np.Protocol)
 			if !ok {
 				continue
 			}
-			for _, ip := range p.IPs {
+			for _, ip := range ips {
 				ap := AddrPort{ip, np.Protocol, port}
 				if _, dup := seen[ap]; !dup {
 					seen[ap] = struct{}{}
 					out = append(out, ap)
 				}
 			}
+		}
+	}
+	for _, p := range on {
+		if !p.HostNetwork {
+			add(p, p.IPs)
+		}
+	}
+	if blocks != nil {
+		for _, p := range e.pods {
+			if p.HostNetwork || len(p.Ports) == 0 {
+				continue
+			}
+			var in []netip.Addr
+			for _, ip := range p.IPs {
+				if blocks.Contains(ip) {
+					in = append(in, ip)
+				}
+			}
+			add(p, in)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
