@@ -1062,3 +1062,32 @@ func TestIsolatingHostNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkloadReplicas: a pod standing for a workload's template is
+// several pods unless the workload runs one replica, so traffic from it
+// to itself is between two replicas and subject to policy.
+func TestWorkloadReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		replicas int
+		want     bool
+	}{
+		{replicas: 0, want: false}, // a DaemonSet: one pod per node
+		{replicas: 3, want: false},
+		{replicas: 1, want: true}, // one pod: talking to itself
+	} {
+		c := baseCluster()
+		w := newPod("x/web[Deployment]", "app=web", nil)
+		w.Workload, w.Replicas = "Deployment", tc.replicas
+		c.Pods[w.Key()] = w
+		c.Policies[model.Key{Namespace: "x", Name: "deny"}] = newPolicy("x/deny", sel(""), types(model.Ingress))
+		e := engine.FromCluster(c)
+		ep := engine.Endpoint{Pod: w}
+		conn := engine.Conn{From: ep, To: ep, Protocol: model.TCP, Port: 80}
+		if got := e.Allowed(conn); got != tc.want {
+			t.Errorf("replicas %d: Allowed(web -> web) = %v, want %v", tc.replicas, got, tc.want)
+		}
+		if got := naiveAllowed(c, conn); got != tc.want {
+			t.Errorf("replicas %d: naiveAllowed(web -> web) = %v, want %v", tc.replicas, got, tc.want)
+		}
+	}
+}
