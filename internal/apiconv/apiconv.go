@@ -1,7 +1,9 @@
 // Package apiconv converts Kubernetes API objects (core/v1 Pod, Namespace,
-// Service and Node, networking/v1 NetworkPolicy) into the cluster state of
-// internal/model, validating on the way in as strictly as the API server
-// (v1.37) does for the fields palisade reads.
+// Service and Node, networking/v1 NetworkPolicy, and the workloads whose
+// pod templates stand for their pods: Deployment, ReplicaSet, StatefulSet,
+// DaemonSet, Job, CronJob, ReplicationController) into the cluster state
+// of internal/model, validating on the way in as strictly as the API
+// server (v1.37) does for the fields palisade reads.
 //
 // Both sources of cluster state go through this package: manifest files
 // (internal/manifest) and the Kubernetes API (internal/kube). It never

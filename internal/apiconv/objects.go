@@ -1,6 +1,7 @@
 package apiconv
 
 import (
+	"fmt"
 	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,29 +28,8 @@ func Pod(p *corev1.Pod) (*model.Pod, error) {
 	}
 	ns := defaultNS(p.Namespace)
 	errs := validateMeta(p.Name, ns, true, p.Labels, apimachineryvalidation.NameIsDNSSubdomain)
-	out := &model.Pod{
-		Namespace:   ns,
-		Name:        p.Name,
-		Labels:      copyLabels(p.Labels),
-		Node:        p.Spec.NodeName,
-		HostNetwork: p.Spec.HostNetwork,
-	}
-	spec := field.NewPath("spec")
-	if p.Spec.NodeName != "" {
-		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(p.Spec.NodeName, false) {
-			errs = append(errs, field.Invalid(spec.Child("nodeName"), p.Spec.NodeName, msg))
-		}
-	}
-	for i := range p.Spec.Containers {
-		c := &p.Spec.Containers[i]
-		cpath := spec.Child("containers").Index(i)
-		if c.Image != "" {
-			out.Images = append(out.Images, c.Image)
-		}
-		ports, e := containerPorts(c.Ports, cpath.Child("ports"))
-		errs = append(errs, e...)
-		out.Ports = append(out.Ports, ports...)
-	}
+	out := &model.Pod{Namespace: ns, Name: p.Name, Labels: copyLabels(p.Labels)}
+	errs = append(errs, podSpec(out, &p.Spec, field.NewPath("spec"))...)
 	ips, e := podIPs(&p.Status)
 	errs = append(errs, e...)
 	out.IPs = ips
@@ -58,6 +38,32 @@ func Pod(p *corev1.Pod) (*model.Pod, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// podSpec converts into out what policy reads of a pod spec: nodeName,
+// hostNetwork, containers' ports and images. path is where the spec is:
+// "spec" in a Pod, "spec.template.spec" in a Deployment, so that errors
+// name the field as the user wrote it.
+func podSpec(out *model.Pod, spec *corev1.PodSpec, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	out.Node = spec.NodeName
+	out.HostNetwork = spec.HostNetwork
+	if spec.NodeName != "" {
+		for _, msg := range apimachineryvalidation.NameIsDNSSubdomain(spec.NodeName, false) {
+			errs = append(errs, field.Invalid(path.Child("nodeName"), spec.NodeName, msg))
+		}
+	}
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		cpath := path.Child("containers").Index(i)
+		if c.Image != "" {
+			out.Images = append(out.Images, c.Image)
+		}
+		ports, e := containerPorts(c.Ports, cpath.Child("ports"))
+		errs = append(errs, e...)
+		out.Ports = append(out.Ports, ports...)
+	}
+	return errs
 }
 
 // containerPorts validates one container's ports as upstream's
@@ -197,10 +203,21 @@ func Service(s *corev1.Service) (*model.Service, error) {
 	}
 
 	names := sets.New[string]()
+	seen := sets.New[string]() // port/protocol pairs, which must be unique as the API server requires
 	for i := range s.Spec.Ports {
-		sp, e := servicePort(&s.Spec.Ports[i], len(s.Spec.Ports) > 1, names, spec.Child("ports").Index(i))
+		path := spec.Child("ports").Index(i)
+		sp, e := servicePort(&s.Spec.Ports[i], len(s.Spec.Ports) > 1, names, path)
 		errs = append(errs, e...)
 		out.Ports = append(out.Ports, sp)
+		proto := s.Spec.Ports[i].Protocol
+		if proto == "" {
+			proto = corev1.ProtocolTCP
+		}
+		pair := fmt.Sprintf("%d/%s", s.Spec.Ports[i].Port, proto)
+		if seen.Has(pair) {
+			errs = append(errs, field.Duplicate(path, pair))
+		}
+		seen.Insert(pair)
 	}
 
 	if !external {
