@@ -9,7 +9,9 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
@@ -38,14 +40,43 @@ type Document struct {
 type Grid struct {
 	Port     uint16
 	Protocol model.Protocol
-	Pods     []string // sorted pod keys, rows and columns
+	Pods     []string // pod keys in Less order, rows and columns
 	Allow    [][]bool // Allow[from][to]
+}
+
+// Less orders pod keys for rows and columns: pods first, then the pods
+// that stand for workloads ("ns/name[Kind]"), each group by namespace,
+// then name, then kind. Workloads are templates with no address, pods
+// are often fixed ones with addresses; keeping the workloads' rows in one
+// block, and every namespace contiguous within a block, makes a matrix of
+// a real cluster's manifests read in the order its directories do.
+func Less(a, b string) bool {
+	ans, aname, akind := splitKey(a)
+	bns, bname, bkind := splitKey(b)
+	switch {
+	case (akind == "") != (bkind == ""):
+		return akind == ""
+	case ans != bns:
+		return ans < bns
+	case aname != bname:
+		return aname < bname
+	}
+	return akind < bkind
+}
+
+// splitKey splits "ns/name" or "ns/name[Kind]".
+func splitKey(k string) (ns, name, kind string) {
+	ns, name, _ = strings.Cut(k, "/")
+	if i := strings.LastIndexByte(name, '['); i > 0 && strings.HasSuffix(name, "]") {
+		name, kind = name[:i], name[i+1:len(name)-1]
+	}
+	return ns, name, kind
 }
 
 // NewGrid returns a grid over pods with every pair denied.
 func NewGrid(pods []string, port uint16, proto model.Protocol) *Grid {
 	g := &Grid{Port: port, Protocol: proto, Pods: append([]string(nil), pods...)}
-	sort.Strings(g.Pods)
+	sort.Slice(g.Pods, func(i, j int) bool { return Less(g.Pods[i], g.Pods[j]) })
 	g.Allow = make([][]bool, len(g.Pods))
 	for i := range g.Allow {
 		g.Allow[i] = make([]bool, len(g.Pods))
@@ -134,16 +165,17 @@ func Predict(e *engine.Engine, pods []*model.Pod, fam netip.Addr, port uint16, p
 
 // WriteGrid prints g like the upstream e2e tests do: a header of
 // destinations, then one row per source, "." allowed and "X" denied.
+// Pod keys go through Escape.
 func WriteGrid(w io.Writer, g *Grid) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d/%s\n", g.Port, g.Protocol)
 	b.WriteString("-")
 	for _, p := range g.Pods {
-		b.WriteString("\t" + p)
+		b.WriteString("\t" + Escape(p))
 	}
 	b.WriteString("\n")
 	for i, from := range g.Pods {
-		b.WriteString(from)
+		b.WriteString(Escape(from))
 		for j := range g.Pods {
 			if g.Allow[i][j] {
 				b.WriteString("\t.")
@@ -155,4 +187,28 @@ func WriteGrid(w io.Writer, g *Grid) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Escape makes s safe to print on a terminal: every rune that is not
+// printable (control characters such as ESC, CR, LF and tab, bidi
+// overrides such as U+202E, invalid UTF-8) becomes its Go escape as %q
+// writes it (\x1b, \r, \u202e, \xff), so that no name or value read from
+// the input can clear the screen, move the cursor, reorder a line or forge
+// one. Printable text, non-ASCII letters included, is left alone, and
+// nothing is quoted: an escaped name still reads in its place. Every text
+// writer of the command line uses it; JSON needs none (encoding/json
+// escapes).
+func Escape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 || !strconv.IsPrint(r) {
+			q := strconv.Quote(s[i : i+n])
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
