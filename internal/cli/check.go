@@ -36,22 +36,65 @@ type target struct {
 	port uint16
 }
 
-// resolveFrom turns NS/POD or IP into an endpoint of the family fam.
-func resolveFrom(e *engine.Engine, arg string, fam netip.Addr) (engine.Endpoint, error) {
-	if ip, err := netip.ParseAddr(arg); err == nil {
+// parseAddr reads an IP address, an IPv4-mapped IPv6 one (::ffff:10.0.1.10)
+// as the IPv4 address it maps, since that is the packet the kernel sends.
+func parseAddr(s string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	return ip.Unmap(), err == nil
+}
+
+// connFamily returns the connection's address family: that of an address
+// given as --from or --to, else IPv6 with -6, else IPv4. Addresses of two
+// families, or -6 with an IPv4 address, are an error: a connection has one.
+func connFamily(from, to string, v6 bool) (netip.Addr, error) {
+	fam := netip.IPv4Unspecified()
+	if v6 {
+		fam = netip.IPv6Unspecified()
+	}
+	by := "" // the flag and address that set fam
+	for _, a := range [][2]string{{"--from", from}, {"--to", to}} {
+		ip, ok := parseAddr(a[1])
+		if !ok {
+			continue
+		}
+		if by == "" && v6 && ip.Is4() {
+			return fam, fmt.Errorf("-6 with %s %s, an IPv4 address: a connection has one address family", a[0], ip)
+		}
+		if by != "" && ip.Is6() != fam.Is6() {
+			return fam, fmt.Errorf("%s is %s and %s %s is %s: a connection has one address family", by, family(fam), a[0], ip, family(ip))
+		}
+		fam, by = ip, a[0]+" "+ip.String()
+	}
+	return fam, nil
+}
+
+// resolveFrom turns --from's address or pod into an endpoint of the
+// family fam.
+func resolveFrom(e *engine.Engine, in *input, arg string, fam netip.Addr) (engine.Endpoint, error) {
+	if ip, ok := parseAddr(arg); ok {
 		return e.EndpointFor(ip), nil
 	}
-	k, err := model.ParseKey(arg, "default")
+	r, err := in.parseRef(arg)
 	if err != nil {
-		return engine.Endpoint{}, fmt.Errorf("--from %q: want NAMESPACE/POD or an IP address", arg)
+		return engine.Endpoint{}, fmt.Errorf("--from %v, or an IP address", err)
 	}
-	p := e.Pod(k)
-	if p == nil {
-		return engine.Endpoint{}, fmt.Errorf("--from %q: no pod %s in the manifests", arg, k)
+	if r.typ == "svc" {
+		return engine.Endpoint{}, fmt.Errorf("--from %q: a Service is not a source: give a pod", arg)
 	}
+	p, err := needPod(e, r.key)
+	if err != nil {
+		return engine.Endpoint{}, fmt.Errorf("--from %q: %v", arg, err)
+	}
+	return podEndpoint("--from", arg, p, fam)
+}
+
+// podEndpoint is p's endpoint of the family fam. A pod without addresses
+// (a workload, a manifest without status) is judged by identity alone; one
+// with addresses of the other family only cannot take part.
+func podEndpoint(flag, arg string, p *model.Pod, fam netip.Addr) (engine.Endpoint, error) {
 	ep, ok := engine.PodEndpoint(p, fam)
 	if !ok && len(p.IPs) > 0 {
-		return engine.Endpoint{}, fmt.Errorf("--from %q: pod %s has no %s address", arg, k, family(fam))
+		return ep, fmt.Errorf("%s %q: pod %s has no %s address", flag, arg, p.Key(), family(fam))
 	}
 	return ep, nil
 }
@@ -63,9 +106,12 @@ func family(fam netip.Addr) string {
 	return "IPv4"
 }
 
-// resolveTo turns NS/POD, NS/SERVICE or IP into its destinations.
-func resolveTo(e *engine.Engine, c *model.Cluster, arg string, fam netip.Addr, port uint16, proto model.Protocol) ([]target, *model.Service, error) {
-	if ip, err := netip.ParseAddr(arg); err == nil {
+// resolveTo turns --to's address, pod or Service into its destinations,
+// and returns the Service when it names one. A bare name that is both a
+// pod (or workload) and a Service is an error: the two differ by the
+// Service's port mapping, and kubectl run --expose makes such pairs.
+func resolveTo(e *engine.Engine, c *model.Cluster, in *input, arg string, fam netip.Addr, port uint16, proto model.Protocol) ([]target, *model.Service, error) {
+	if ip, ok := parseAddr(arg); ok {
 		for _, svc := range c.Services {
 			for _, cip := range svc.ClusterIPs {
 				if cip == ip {
@@ -76,22 +122,37 @@ func resolveTo(e *engine.Engine, c *model.Cluster, arg string, fam netip.Addr, p
 		}
 		return []target{{e.EndpointFor(ip), port}}, nil, nil
 	}
-	k, err := model.ParseKey(arg, "default")
+	r, err := in.parseRef(arg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--to %q: want NAMESPACE/POD, NAMESPACE/SERVICE or an IP address", arg)
+		return nil, nil, fmt.Errorf("--to %v, or an IP address", err)
 	}
-	if p := e.Pod(k); p != nil {
-		ep, ok := engine.PodEndpoint(p, fam)
-		if !ok && len(p.IPs) > 0 {
-			return nil, nil, fmt.Errorf("--to %q: pod %s has no %s address", arg, k, family(fam))
+	var p *model.Pod
+	if r.typ != "svc" {
+		if p, err = findPod(e, r.key); err != nil {
+			return nil, nil, fmt.Errorf("--to %q: %v", arg, err)
 		}
-		return []target{{ep, port}}, nil, nil
 	}
-	if svc := c.Services[k]; svc != nil {
+	var svc *model.Service
+	if r.typ != "pod" {
+		svc = c.Services[r.key]
+	}
+	switch {
+	case p != nil && svc != nil:
+		what := "pod " + p.Key().String()
+		if p.Workload != "" {
+			what = p.Workload + " " + p.Key().String()
+		}
+		return nil, nil, fmt.Errorf("--to %q: %s and service %s both exist: say pod/%s for the pod, svc/%s for the Service (its endpoints, through its port mapping)",
+			arg, what, svc.Key(), r.key, r.key)
+	case p != nil:
+		ep, err := podEndpoint("--to", arg, p, fam)
+		return []target{{ep, port}}, nil, err
+	case svc != nil:
 		ts, err := serviceTargets(c, svc, fam, port, proto)
 		return ts, svc, err
 	}
-	return nil, nil, fmt.Errorf("--to %q: no pod or service %s in the manifests", arg, k)
+	what := map[string]string{"": "pod or service", "pod": "pod", "svc": "service"}[r.typ]
+	return nil, nil, fmt.Errorf("--to %q: no %s %s", arg, what, r.key)
 }
 
 // serviceTargets returns a Service's endpoints on the target port of the
@@ -121,15 +182,20 @@ func serviceTargets(c *model.Cluster, svc *model.Service, fam netip.Addr, port u
 	return out, nil
 }
 
-// checkResult is check's JSON document.
+// checkResult is check's JSON document. Verdict is ALLOW when every
+// endpoint of the destination allows the connection, DENY when none does
+// (or there is none), PARTIAL otherwise; a pod or an address is one
+// endpoint.
 type checkResult struct {
-	Verdict  string        `json:"verdict"`
-	From     string        `json:"from"`
-	To       string        `json:"to"`
-	Service  string        `json:"service,omitempty"`
-	Protocol string        `json:"protocol"`
-	Port     uint16        `json:"port"`
-	Results  []connVerdict `json:"connections"`
+	Verdict          string        `json:"verdict"`
+	From             string        `json:"from"`
+	To               string        `json:"to"`
+	Service          string        `json:"service,omitempty"`
+	Protocol         string        `json:"protocol"`
+	Port             uint16        `json:"port"`
+	AllowedEndpoints int           `json:"allowedEndpoints"`
+	Endpoints        int           `json:"endpoints"`
+	Results          []connVerdict `json:"connections"`
 }
 
 type connVerdict struct {
@@ -187,12 +253,16 @@ func toJSONDecision(d engine.Decision) jsonDecision {
 func runCheck(s Streams, args []string) error {
 	fs := newFlags("check", s)
 	in := addInput(fs)
-	from := fs.String("from", "", "source: NAMESPACE/POD or IP")
-	to := fs.String("to", "", "destination: NAMESPACE/POD, NAMESPACE/SERVICE or IP")
+	from := fs.String("from", "", "source: [pod/]NAMESPACE/POD, POD (in -n's namespace) or IP")
+	to := fs.String("to", "", "destination: NAMESPACE/POD, svc/NAMESPACE/SERVICE, pod/NAMESPACE/POD or IP (NAMESPACE/ optional)")
 	portArg := fs.String("port", "", "destination port: 80, 80/TCP, 53/UDP")
 	out := fs.String("o", "text", "output: text or json")
 	ipv6 := fs.Bool("6", false, "use the pods' IPv6 addresses")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("check", pos); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -205,73 +275,97 @@ func runCheck(s Streams, args []string) error {
 	if err != nil {
 		return badInput(err)
 	}
+	fam, err := connFamily(*from, *to, *ipv6)
+	if err != nil {
+		return badInput(err)
+	}
 	c, err := in.load(s)
 	if err != nil {
 		return err
 	}
 	e := engine.FromCluster(c)
-	fam := netip.IPv4Unspecified()
-	if *ipv6 {
-		fam = netip.IPv6Unspecified()
-	}
-	if ip, err := netip.ParseAddr(*to); err == nil {
-		fam = ip
-	} else if ip, err := netip.ParseAddr(*from); err == nil {
-		fam = ip
-	}
-	src, err := resolveFrom(e, *from, fam)
+	src, err := resolveFrom(e, in, *from, fam)
 	if err != nil {
 		return badInput(err)
 	}
-	targets, svc, err := resolveTo(e, c, *to, fam, port, proto)
+	targets, svc, err := resolveTo(e, c, in, *to, fam, port, proto)
 	if err != nil {
 		return badInput(err)
 	}
-	res := checkResult{From: src.String(), To: *to, Protocol: proto.String(), Port: port}
-	if svc != nil {
-		res.Service = svc.Key().String()
+	res := checkResult{From: src.String(), Protocol: proto.String(), Port: port, Endpoints: len(targets)}
+	switch ip, isIP := parseAddr(*to); {
+	case svc != nil:
+		res.To, res.Service = svc.Key().String(), svc.Key().String()
+	case isIP:
+		res.To = ip.String()
+	default:
+		res.To = targets[0].ep.String()
 	}
-	allowed := len(targets) > 0
 	for _, t := range targets {
 		v := e.Explain(engine.Conn{From: src, To: t.ep, Protocol: proto, Port: t.port})
-		allowed = allowed && v.Allowed
+		if v.Allowed {
+			res.AllowedEndpoints++
+		}
 		res.Results = append(res.Results, connVerdict{
 			From: src.String(), To: t.ep.String(), Port: t.port, Allowed: v.Allowed, Shortcut: v.Shortcut,
 			Egress: toJSONDecision(v.Egress), Ingress: toJSONDecision(v.Ingress),
 		})
 	}
-	res.Verdict = "DENY"
-	if allowed {
+	switch res.AllowedEndpoints {
+	case 0:
+		res.Verdict = "DENY"
+	case res.Endpoints:
 		res.Verdict = "ALLOW"
+	default:
+		res.Verdict = "PARTIAL"
 	}
 	if *out == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		if err := writeJSON(s.Out, res); err != nil {
 			return err
 		}
 	} else {
 		writeCheck(s.Out, res)
 	}
-	if !allowed {
-		return silentExit(1)
+	if res.Verdict != "ALLOW" {
+		return silentExit(1) // some connection fails
 	}
 	return nil
 }
 
-func writeCheck(w io.Writer, r checkResult) {
-	dest := r.To
-	if r.Service != "" {
-		dest = "service " + r.Service
+// writeJSON writes v indented, as every verb's -o json does.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// verdictWord is a connection's verdict in text output.
+func verdictWord(allowed bool) string {
+	if allowed {
+		return "ALLOW"
 	}
-	fmt.Fprintf(w, "%s %s -> %s %d/%s\n", r.Verdict, r.From, dest, r.Port, r.Protocol)
-	if r.Service != "" && len(r.Results) == 0 {
-		fmt.Fprintf(w, "  service %s has no endpoints: nothing can answer\n", r.Service)
+	return "DENY"
+}
+
+// writeCheck prints r as text; every name goes through esc.
+func writeCheck(w io.Writer, r checkResult) {
+	dest := esc(r.To)
+	if r.Service != "" {
+		dest = "service " + esc(r.Service)
+	}
+	fmt.Fprintf(w, "%s %s -> %s %d/%s", r.Verdict, esc(r.From), dest, r.Port, r.Protocol)
+	switch {
+	case r.Service == "":
+		fmt.Fprintln(w)
+	case r.Endpoints == 0:
+		fmt.Fprintf(w, ": no endpoints\n  service %s selects no pod that serves port %d/%s: nothing can answer\n", esc(r.Service), r.Port, r.Protocol)
+	default:
+		fmt.Fprintf(w, ": %d of %d endpoint%s allowed\n", r.AllowedEndpoints, r.Endpoints, map[bool]string{true: "s"}[r.Endpoints > 1])
 	}
 	for _, c := range r.Results {
 		indent := "  "
 		if r.Service != "" || len(r.Results) > 1 {
-			fmt.Fprintf(w, "  endpoint %s port %d: %s\n", c.To, c.Port, map[bool]string{true: "ALLOW", false: "DENY"}[c.Allowed])
+			fmt.Fprintf(w, "  endpoint %s port %d: %s\n", esc(c.To), c.Port, verdictWord(c.Allowed))
 			indent = "    "
 		}
 		if c.Shortcut != "" {
@@ -289,24 +383,24 @@ func writeCheck(w io.Writer, r checkResult) {
 
 func writeDecision(w io.Writer, indent, dir, who string, d jsonDecision) {
 	if d.Pod == "" {
-		fmt.Fprintf(w, "%s%s: %s is not a pod, no %s policy applies\n", indent, dir, who, dir)
+		fmt.Fprintf(w, "%s%s: %s is not a pod, no %s policy applies\n", indent, dir, esc(who), dir)
 		return
 	}
 	if !d.Isolated {
-		fmt.Fprintf(w, "%s%s of %s: not isolated (no policy selects it for %s): allowed\n", indent, dir, d.Pod, strings.ToUpper(dir[:1])+dir[1:])
+		fmt.Fprintf(w, "%s%s of %s: not isolated (no policy selects it for %s): allowed\n", indent, dir, esc(d.Pod), strings.ToUpper(dir[:1])+dir[1:])
 		return
 	}
-	fmt.Fprintf(w, "%s%s of %s: isolated by %s\n", indent, dir, d.Pod, strings.Join(d.Isolating, ", "))
+	fmt.Fprintf(w, "%s%s of %s: isolated by %s\n", indent, dir, esc(d.Pod), esc(strings.Join(d.Isolating, ", ")))
 	if d.AllowedBy != nil {
-		fmt.Fprintf(w, "%s  allowed by %s %s[%d]\n", indent, d.AllowedBy.Policy, strings.ToLower(d.AllowedBy.Direction), d.AllowedBy.Index)
+		fmt.Fprintf(w, "%s  allowed by %s %s[%d]\n", indent, esc(d.AllowedBy.Policy), strings.ToLower(d.AllowedBy.Direction), d.AllowedBy.Index)
 		return
 	}
 	fmt.Fprintf(w, "%s  denied: no rule allows it\n", indent)
 	for _, m := range d.Misses {
 		if m.Index < 0 {
-			fmt.Fprintf(w, "%s    %s: %s\n", indent, m.Policy, m.Reason)
+			fmt.Fprintf(w, "%s    %s: %s\n", indent, esc(m.Policy), esc(m.Reason))
 			continue
 		}
-		fmt.Fprintf(w, "%s    %s %s[%d]: %s\n", indent, m.Policy, strings.ToLower(m.Direction), m.Index, m.Reason)
+		fmt.Fprintf(w, "%s    %s %s[%d]: %s\n", indent, esc(m.Policy), strings.ToLower(m.Direction), m.Index, esc(m.Reason))
 	}
 }

@@ -2,6 +2,16 @@
 // options, output formats. Only Main decides the exit code; every verb
 // returns an error, and program output goes to Out while warnings and
 // progress go to Err.
+//
+// Exit codes, the same for every verb:
+//
+//	0  success, or the connection is allowed
+//	1  failure, or a connection is denied (DENY, PARTIAL, a failed scenario)
+//	2  bad input: flags, arguments, manifests, names that do not resolve
+//	3  internal error or panic: palisade's fault, whatever the input
+//
+// A script may retry on 1 and fix its input on 2; 3 is never the input's
+// fault, so it must never look like 2.
 package cli
 
 import (
@@ -9,7 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strings"
+
+	"github.com/palisade-net/palisade/internal/truth"
 )
 
 // Streams are the standard streams a command uses.
@@ -43,6 +56,15 @@ func badInputf(format string, args ...any) error { return badInput(fmt.Errorf(fo
 // silentExit ends with code and no further message.
 func silentExit(code int) error { return &exitError{code: code} }
 
+// internalError marks an error that is palisade's fault, not the input's:
+// exit code 3.
+func internalError(err error) error { return &exitError{code: 3, err: err} }
+
+// esc is the one escaping of every text writer and of Main's error
+// messages (see truth.Escape): names and values that reach a terminal
+// cannot move the cursor, clear the screen or forge a line.
+func esc(s string) string { return truth.Escape(s) }
+
 type command struct {
 	name, summary string
 	run           func(s Streams, args []string) error
@@ -60,25 +82,42 @@ func commands() []command {
 	}
 }
 
-// Main runs the command line and returns the process exit code: 0 success
-// (or allow), 1 failure (or deny), 2 bad input or usage.
-func Main(args []string, s Streams) int {
-	err := Run(args, s)
-	if err == nil {
+// Main runs the command line and returns the process exit code (see the
+// package comment). A panic is an internal error: exit 3, with its stack
+// on Err for the bug report, since a crash must not pass for bad input.
+func Main(args []string, s Streams) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(s.Err, "internal error: panic: %s\n%s", esc(fmt.Sprint(r)), debug.Stack())
+			code = 3
+		}
+	}()
+	return report(Run(args, s), s.Err)
+}
+
+// report prints err on w and returns its exit code. Every line goes
+// through esc; an internal error is kept to one line.
+func report(err error, w io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	code := 1
 	var ee *exitError
 	if errors.As(err, &ee) {
-		if ee.err != nil {
-			fmt.Fprintf(s.Err, "error: %v\n", ee.err)
+		if code, err = ee.code, ee.err; err == nil {
+			return code
 		}
-		return ee.code
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	if code == 3 {
+		fmt.Fprintf(w, "internal error: %s\n", esc(err.Error()))
+		return code
 	}
-	fmt.Fprintf(s.Err, "error: %v\n", err)
-	return 1
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = esc(l)
+	}
+	fmt.Fprintf(w, "error: %s\n", strings.Join(lines, "\n"))
+	return code
 }
 
 // Run dispatches to a verb.
@@ -119,6 +158,19 @@ func newFlags(name string, s Streams) *flag.FlagSet {
 	fs := flag.NewFlagSet("palisade "+name, flag.ContinueOnError)
 	fs.SetOutput(s.Err)
 	return fs
+}
+
+// noArgs rejects positional arguments of a verb that takes none, naming
+// them: a stray word is more often a mistake than something to ignore.
+func noArgs(verb string, pos []string) error {
+	if len(pos) == 0 {
+		return nil
+	}
+	q := make([]string, len(pos))
+	for i, a := range pos {
+		q[i] = fmt.Sprintf("%q", a)
+	}
+	return badInputf("%s takes no arguments, got %s", verb, strings.Join(q, " "))
 }
 
 // parse parses flags, allowing them after positional arguments as kubectl

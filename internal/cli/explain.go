@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -13,7 +12,11 @@ import (
 
 // explained is explain's JSON document for one pod.
 type explained struct {
-	Pod         string            `json:"pod"`
+	Pod string `json:"pod"`
+	// Workload is the kind of workload the pod stands for ("Deployment",
+	// ...), and Replicas how many pods it runs (0: not given).
+	Workload    string            `json:"workload,omitempty"`
+	Replicas    int               `json:"replicas,omitempty"`
 	IPs         []string          `json:"ips"`
 	Node        string            `json:"node,omitempty"`
 	HostNetwork bool              `json:"hostNetwork,omitempty"`
@@ -60,29 +63,34 @@ func runExplain(s Streams, args []string) error {
 		return err
 	}
 	e := engine.FromCluster(c)
-	pods := e.Pods()
-	if len(pos) > 0 {
-		pods = nil
-		for _, a := range pos {
-			k, err := model.ParseKey(a, "default")
-			if err != nil {
-				return badInput(err)
-			}
-			p := e.Pod(k)
-			if p == nil {
-				return badInputf("no pod %s in the manifests", k)
-			}
+	// Without names, every pod of the namespaces -n/-A show; the engine
+	// still holds all of them, since peers cross namespaces.
+	var pods []*model.Pod
+	for _, p := range e.Pods() {
+		if len(pos) == 0 && in.shows(p.Namespace) {
 			pods = append(pods, p)
 		}
 	}
-	var docs []explained
+	for _, a := range pos {
+		r, err := in.parseRef(a)
+		if err != nil {
+			return badInput(err)
+		}
+		if r.typ == "svc" {
+			return badInputf("%q: explain takes pods, not Services", a)
+		}
+		p, err := needPod(e, r.key)
+		if err != nil {
+			return badInput(err)
+		}
+		pods = append(pods, p)
+	}
+	docs := []explained{} // JSON [] when there is nothing to explain
 	for _, p := range pods {
 		docs = append(docs, explainPod(e, p))
 	}
 	if *out == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(docs)
+		return writeJSON(s.Out, docs)
 	}
 	for i, d := range docs {
 		if i > 0 {
@@ -94,7 +102,8 @@ func runExplain(s Streams, args []string) error {
 }
 
 func explainPod(e *engine.Engine, p *model.Pod) explained {
-	d := explained{Pod: p.Key().String(), Node: p.Node, HostNetwork: p.HostNetwork, Labels: p.Labels, IPs: []string{}}
+	d := explained{Pod: p.Key().String(), Workload: p.Workload, Replicas: p.Replicas,
+		Node: p.Node, HostNetwork: p.HostNetwork, Labels: p.Labels, IPs: []string{}}
 	if d.Labels == nil {
 		d.Labels = map[string]string{}
 	}
@@ -161,22 +170,29 @@ func explainRule(e *engine.Engine, p *model.Pod, r *engine.Rule) explainedRule {
 		}
 	} else {
 		for _, np := range r.Named {
-			er.Resolved = append(er.Resolved, fmt.Sprintf("%s/%s resolves on each destination pod (never on an ipBlock)", np.Name, np.Protocol))
+			er.Resolved = append(er.Resolved, fmt.Sprintf("%s/%s resolves on each destination pod, whether a selector or an ipBlock holding its address matched it", np.Name, np.Protocol))
 		}
 	}
 	return er
 }
 
+// writeExplained prints d as text; every name and value goes through esc.
 func writeExplained(w io.Writer, d explained) {
 	ips := strings.Join(d.IPs, ", ")
 	if ips == "" {
 		ips = "no IP"
 	}
-	fmt.Fprintf(w, "%s (%s) labels %s", d.Pod, ips, labelString(d.Labels))
+	fmt.Fprintf(w, "%s (%s) labels %s", esc(d.Pod), ips, labelString(d.Labels))
 	if d.Node != "" {
-		fmt.Fprintf(w, " node %s", d.Node)
+		fmt.Fprintf(w, " node %s", esc(d.Node))
 	}
 	fmt.Fprintln(w)
+	if d.Workload != "" {
+		fmt.Fprintf(w, "  stands for %s\n", esc(standsFor(d)))
+	}
+	if len(d.IPs) == 0 {
+		fmt.Fprintln(w, "  no IP in the input: ipBlock peers cannot match it, only pod selectors can")
+	}
 	if d.HostNetwork {
 		fmt.Fprintln(w, "  host network: its traffic is the node's, and no policy selects it")
 	}
@@ -184,12 +200,31 @@ func writeExplained(w io.Writer, d explained) {
 	writeExplainedDir(w, "egress", "where it may connect", "to", d.Egress)
 }
 
+// standsFor says which pods a workload's entry stands for: one on every
+// node for a DaemonSet, else its replicas when the input says how many.
+// Two of them talk to each other under policy, which the matrix's
+// diagonal shows.
+func standsFor(d explained) string {
+	ns, name, _ := strings.Cut(d.Pod, "/")
+	name = strings.TrimSuffix(name, "["+d.Workload+"]")
+	who := fmt.Sprintf("%s %s/%s", d.Workload, ns, name)
+	switch {
+	case d.Workload == "DaemonSet":
+		return "the pod of " + who + " on every node"
+	case d.Replicas == 1:
+		return "the one pod of " + who
+	case d.Replicas > 1:
+		return fmt.Sprintf("the %d replicas of %s", d.Replicas, who)
+	}
+	return "the pods of " + who
+}
+
 func writeExplainedDir(w io.Writer, dir, what, prep string, d explainedDir) {
 	if !d.Isolated {
 		fmt.Fprintf(w, "  %s: not isolated: %s is not restricted\n", dir, what)
 		return
 	}
-	fmt.Fprintf(w, "  %s: isolated by %s\n", dir, strings.Join(d.Policies, ", "))
+	fmt.Fprintf(w, "  %s: isolated by %s\n", dir, esc(strings.Join(d.Policies, ", ")))
 	if len(d.Rules) == 0 {
 		fmt.Fprintf(w, "    nothing is allowed (%s)\n", what)
 		return
@@ -199,12 +234,12 @@ func writeExplainedDir(w io.Writer, dir, what, prep string, d explainedDir) {
 		if !r.AnyPeer {
 			var parts []string
 			for _, p := range r.Peers {
-				part := p.Selects
+				part := esc(p.Selects)
 				if p.CIDRs == nil {
 					if len(p.Pods) == 0 {
 						part += ": none today"
 					} else {
-						part += ": " + abbreviate(p.Pods, 8)
+						part += ": " + esc(abbreviate(p.Pods, 8))
 					}
 				}
 				parts = append(parts, part)
@@ -215,9 +250,9 @@ func writeExplainedDir(w io.Writer, dir, what, prep string, d explainedDir) {
 		if !r.AnyPort {
 			ports = strings.Join(r.Ports, ", ")
 		}
-		fmt.Fprintf(w, "    %s %s on %s  [%s %s[%d]]\n", prep, peers, ports, r.Policy, dir, r.Index)
+		fmt.Fprintf(w, "    %s %s on %s  [%s %s[%d]]\n", prep, peers, esc(ports), esc(r.Policy), dir, r.Index)
 		for _, res := range r.Resolved {
-			fmt.Fprintf(w, "      %s\n", res)
+			fmt.Fprintf(w, "      %s\n", esc(res))
 		}
 	}
 }
@@ -240,7 +275,7 @@ func labelString(l map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + l[k]
+		parts[i] = esc(k + "=" + l[k])
 	}
 	return strings.Join(parts, ",")
 }

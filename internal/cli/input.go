@@ -2,9 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
+	"io/fs"
+	"strings"
 	"time"
 
+	"github.com/palisade-net/palisade/internal/apiconv"
+	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/kube"
 	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
@@ -42,7 +48,9 @@ func addInput(fs *flag.FlagSet) *input {
 	return in
 }
 
-// load reads the cluster; every problem with the input is bad input.
+// load reads the cluster. A problem with the input is bad input (2); a
+// live cluster that cannot be reached is a failure (1); anything else the
+// readers return is palisade's fault (3), never bad input.
 func (in *input) load(s Streams) (*model.Cluster, error) {
 	if in.all && in.namespace != "" {
 		return nil, badInputf("-A and -n %s: give one of them", in.namespace)
@@ -54,8 +62,13 @@ func (in *input) load(s Streams) (*model.Cluster, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		c, ns, err := kube.ReadCluster(ctx, kube.ClusterSource{Kubeconfig: in.kubeconfig, Context: in.context})
-		if err != nil {
+		var ae *apiconv.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, manifest.ErrInvalid), errors.As(err, &ae), errors.Is(err, fs.ErrNotExist):
 			return nil, badInput(err)
+		default:
+			return nil, fmt.Errorf("reading the cluster of %s: %w", in.kubeconfig, err)
 		}
 		in.defaultNS = ns
 		if in.namespace != "" {
@@ -69,19 +82,28 @@ func (in *input) load(s Streams) (*model.Cluster, error) {
 	if len(in.files) == 0 {
 		return nil, badInputf("no manifests: give -f FILE|DIR|- (or --kubeconfig for a live cluster)")
 	}
-	objs, err := manifest.ReadWith(in.files, s.In, s.Err, manifest.Options{Recursive: in.recursive, Quiet: in.quiet})
+	c, err := readManifests(in, s)
 	if err != nil {
-		return nil, badInput(err)
-	}
-	c, err := manifest.Cluster(objs)
-	if err != nil {
-		return nil, badInput(err)
+		if errors.Is(err, manifest.ErrInvalid) {
+			return nil, badInput(err)
+		}
+		return nil, internalError(err)
 	}
 	in.defaultNS = "default"
 	if in.namespace != "" {
 		in.defaultNS = in.namespace
 	}
 	return c, nil
+}
+
+// readManifests reads -f's manifests into a cluster. Tests replace it to
+// hand a verb a cluster built in Go.
+var readManifests = func(in *input, s Streams) (*model.Cluster, error) {
+	objs, err := manifest.ReadWith(in.files, s.In, s.Err, manifest.Options{Recursive: in.recursive, Quiet: in.quiet})
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Cluster(objs)
 }
 
 // shows reports whether the tool reports on namespace ns: every namespace
@@ -97,4 +119,68 @@ func (in *input) shows(ns string) bool {
 		return ns == in.defaultNS
 	}
 	return true
+}
+
+// ref is a name from the command line: NAME, NS/NAME, or with kubectl's
+// TYPE prefix TYPE/NAME or TYPE/NS/NAME.
+type ref struct {
+	typ string // "pod", "svc", or "" for either
+	key model.Key
+}
+
+// refTypes are the TYPEs of TYPE/NAME: a pod (or a workload, which
+// stands for pods) or a Service. TYPE/NAME wins over NS/NAME, as in
+// kubectl, which has no NS/NAME: a pod of a namespace called svc is
+// pod/svc/NAME.
+var refTypes = map[string]string{"pod": "pod", "po": "pod", "svc": "svc", "service": "svc"}
+
+const refForms = "NAMESPACE/NAME, NAME, or TYPE/NAME or TYPE/NAMESPACE/NAME with TYPE pod or svc"
+
+// parseRef reads arg; a name without a namespace is in.defaultNS's.
+func (in *input) parseRef(arg string) (ref, error) {
+	var r ref
+	parts := strings.Split(arg, "/")
+	if t, ok := refTypes[strings.ToLower(parts[0])]; ok && len(parts) > 1 {
+		r.typ, parts = t, parts[1:]
+	}
+	switch len(parts) {
+	case 1:
+		r.key = model.Key{Namespace: in.defaultNS, Name: parts[0]}
+	case 2:
+		r.key = model.Key{Namespace: parts[0], Name: parts[1]}
+	}
+	if r.key.Namespace == "" || r.key.Name == "" {
+		return r, fmt.Errorf("%q: want %s", arg, refForms)
+	}
+	return r, nil
+}
+
+// findPod returns the pod k names: the pod itself, or else the one
+// workload of that namespace and name, whatever its kind (web is
+// web[Deployment] when there is no pod web). Several workloads of the
+// name are an error listing them; nothing is (nil, nil).
+func findPod(e *engine.Engine, k model.Key) (*model.Pod, error) {
+	if p := e.Pod(k); p != nil {
+		return p, nil
+	}
+	var found []string
+	var p *model.Pod
+	for _, q := range e.Pods() {
+		if q.Workload != "" && q.Namespace == k.Namespace && q.Name == k.Name+"["+q.Workload+"]" {
+			found, p = append(found, q.Key().String()), q
+		}
+	}
+	if len(found) > 1 {
+		return nil, fmt.Errorf("%s names %d workloads: say which, %s", k, len(found), strings.Join(found, " or "))
+	}
+	return p, nil
+}
+
+// needPod is findPod for a name that must be a pod.
+func needPod(e *engine.Engine, k model.Key) (*model.Pod, error) {
+	p, err := findPod(e, k)
+	if err == nil && p == nil {
+		err = fmt.Errorf("no pod %s", k)
+	}
+	return p, err
 }

@@ -1,12 +1,12 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/model"
 	"github.com/palisade-net/palisade/internal/truth"
 )
 
@@ -17,7 +17,11 @@ func runMatrix(s Streams, args []string) error {
 	fs.Var(&ports, "port", "port to probe, 80/TCP (repeatable; default 80/TCP)")
 	out := fs.String("o", "text", "output: text or json")
 	ipv6 := fs.Bool("6", false, "use the pods' IPv6 addresses")
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs("matrix", pos); err != nil {
 		return err
 	}
 	if err := checkOutput(*out); err != nil {
@@ -25,6 +29,18 @@ func runMatrix(s Streams, args []string) error {
 	}
 	if len(ports) == 0 {
 		ports = stringList{"80/TCP"}
+	}
+	type probe struct {
+		port  uint16
+		proto model.Protocol
+	}
+	var probes []probe
+	for _, p := range ports {
+		port, proto, err := parsePort(p)
+		if err != nil {
+			return badInput(err)
+		}
+		probes = append(probes, probe{port, proto})
 	}
 	c, err := in.load(s)
 	if err != nil {
@@ -35,13 +51,18 @@ func runMatrix(s Streams, args []string) error {
 	if *ipv6 {
 		fam = netip.IPv6Unspecified()
 	}
-	doc := truth.Document{Scenario: strings.Join(in.files, ","), Steps: []truth.Step{{}}}
-	for i, p := range ports {
-		port, proto, err := parsePort(p)
-		if err != nil {
-			return badInput(err)
+	// Rows and columns are the pods of the namespaces -n/-A show (in
+	// truth.Less's order: pods, then workloads); the engine holds every
+	// namespace, since peers cross namespaces.
+	var pods []*model.Pod
+	for _, p := range e.Pods() {
+		if in.shows(p.Namespace) {
+			pods = append(pods, p)
 		}
-		g := truth.Predict(e, e.Pods(), fam, port, proto)
+	}
+	doc := truth.Document{Scenario: strings.Join(in.files, ","), Steps: []truth.Step{{}}}
+	for i, pr := range probes {
+		g := truth.Predict(e, pods, fam, pr.port, pr.proto)
 		if *out == "json" {
 			doc.Steps[0].Probes = append(doc.Steps[0].Probes, g.Table())
 			continue
@@ -54,9 +75,7 @@ func runMatrix(s Streams, args []string) error {
 		}
 	}
 	if *out == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(doc)
+		return writeJSON(s.Out, doc)
 	}
 	return nil
 }
