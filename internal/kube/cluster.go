@@ -33,6 +33,26 @@ const DefaultPageSize = 500
 // maxReported is how many invalid objects ReadCluster's error names.
 const maxReported = 20
 
+// ErrKubeconfig is what ReadCluster's error wraps (errors.Is) when the
+// kubeconfig is the problem: unreadable or malformed, no such context, no
+// current context, or a context that does not make a client
+// configuration. A missing file also wraps fs.ErrNotExist. Such an error
+// is bad input; any other is the cluster's (unreachable, forbidden) or
+// an invalid object's (an *apiconv.Error, see ReadCluster).
+var ErrKubeconfig = errors.New("bad kubeconfig")
+
+// kubeconfigError is an error of the kubeconfig: it is ErrKubeconfig and
+// wraps its cause.
+type kubeconfigError struct{ err error }
+
+func (e *kubeconfigError) Error() string        { return e.err.Error() }
+func (e *kubeconfigError) Unwrap() error        { return e.err }
+func (e *kubeconfigError) Is(target error) bool { return target == ErrKubeconfig }
+
+func kubeconfigErrorf(format string, args ...any) error {
+	return &kubeconfigError{fmt.Errorf(format, args...)}
+}
+
 // ClusterSource says which live cluster ReadCluster reads.
 type ClusterSource struct {
 	Kubeconfig string // path to the kubeconfig file
@@ -67,7 +87,7 @@ func ReadCluster(ctx context.Context, src ClusterSource) (*model.Cluster, string
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, "", fmt.Errorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
+		return nil, "", kubeconfigErrorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
 	}
 	size := src.PageSize
 	if size <= 0 {
@@ -171,33 +191,33 @@ func ReadCluster(ctx context.Context, src ClusterSource) (*model.Cluster, string
 // context, the context's name and its namespace.
 func clusterConfig(src ClusterSource) (cfg *rest.Config, ctxName, ns string, err error) {
 	if src.Kubeconfig == "" {
-		return nil, "", "", errors.New("no kubeconfig file given")
+		return nil, "", "", kubeconfigErrorf("no kubeconfig file given")
 	}
 	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: src.Kubeconfig}
 	raw, err := rules.Load()
 	if err != nil {
-		return nil, "", "", fmt.Errorf("kubeconfig %s: %w", src.Kubeconfig, err)
+		return nil, "", "", kubeconfigErrorf("kubeconfig %s: %w", src.Kubeconfig, err)
 	}
 	ctxName = src.Context
 	if ctxName == "" {
 		ctxName = raw.CurrentContext
 	}
 	if ctxName == "" {
-		return nil, "", "", fmt.Errorf("kubeconfig %s has no current-context: give --context (%s)",
+		return nil, "", "", kubeconfigErrorf("kubeconfig %s has no current-context: give --context (%s)",
 			src.Kubeconfig, contextList(raw.Contexts))
 	}
 	if _, ok := raw.Contexts[ctxName]; !ok {
-		return nil, "", "", fmt.Errorf("kubeconfig %s has no context %q (%s)",
+		return nil, "", "", kubeconfigErrorf("kubeconfig %s has no context %q (%s)",
 			src.Kubeconfig, ctxName, contextList(raw.Contexts))
 	}
 	cc := clientcmd.NewNonInteractiveClientConfig(*raw, ctxName, &clientcmd.ConfigOverrides{CurrentContext: ctxName}, rules)
 	cfg, err = cc.ClientConfig()
 	if err != nil {
-		return nil, "", "", fmt.Errorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
+		return nil, "", "", kubeconfigErrorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
 	}
 	ns, _, err = cc.Namespace()
 	if err != nil {
-		return nil, "", "", fmt.Errorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
+		return nil, "", "", kubeconfigErrorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
 	}
 	if ns == "" {
 		ns = apiconv.DefaultNamespace
