@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -15,11 +17,14 @@ import (
 // Namespace object gives it labels. The cluster shares the objects' model
 // values.
 //
-// It fails, with *Error values, when an object carries no model value or
-// when two pods (host-network pods aside) claim the same IP address.
+// It fails, with *Error values, when an object carries no model value,
+// when two pods (host-network pods aside) claim the same IP address, or
+// when two Services claim the same cluster IP (the API server's allocator
+// refuses the second).
 func Cluster(objs []Object) (*model.Cluster, error) {
 	c := model.NewCluster()
-	podSource := map[model.Key]string{}
+	podObj := map[model.Key]Object{} // by the model pod's key
+	svcObj := map[model.Key]Object{}
 	var errs []error
 	for _, o := range objs {
 		switch m := o.Model.(type) {
@@ -31,13 +36,14 @@ func Cluster(objs []Object) (*model.Cluster, error) {
 		case *model.Pod:
 			if m != nil {
 				c.Pods[m.Key()] = m
-				podSource[m.Key()] = o.Source
+				podObj[m.Key()] = o
 				c.EnsureNamespace(m.Namespace)
 				continue
 			}
 		case *model.Service:
 			if m != nil {
 				c.Services[m.Key()] = m
+				svcObj[m.Key()] = o
 				c.EnsureNamespace(m.Namespace)
 				continue
 			}
@@ -64,15 +70,43 @@ func Cluster(objs []Object) (*model.Cluster, error) {
 		}
 		for _, ip := range p.IPs {
 			if q, ok := owner[ip]; ok {
-				errs = append(errs, &Error{Source: podSource[p.Key()], Kind: "Pod", Key: p.Key(),
+				o := podObj[p.Key()]
+				errs = append(errs, &Error{Source: o.Source, Kind: o.Kind, Key: o.Key,
 					Err: fmt.Errorf("status.podIPs: address %s is also pod %s's", ip, q.Key())})
 				continue
 			}
 			owner[ip] = p
 		}
 	}
+
+	svcOwner := map[netip.Addr]model.Key{}
+	keys := make([]model.Key, 0, len(c.Services))
+	for k := range c.Services {
+		keys = append(keys, k)
+	}
+	model.SortKeys(keys)
+	for _, k := range keys {
+		for _, ip := range c.Services[k].ClusterIPs {
+			if q, ok := svcOwner[ip]; ok {
+				o := svcObj[k]
+				errs = append(errs, &Error{Source: o.Source, Kind: o.Kind, Key: o.Key,
+					Err: fmt.Errorf("%s: Invalid value: %q: provided IP is already allocated to Service %s (%s)",
+						clusterIPField(o), ip.String(), q, svcObj[q].Source)})
+				continue
+			}
+			svcOwner[ip] = k
+		}
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// clusterIPField names the field a Service gives its cluster IPs in.
+func clusterIPField(o Object) string {
+	if s, ok := o.API.(*corev1.Service); ok && len(s.Spec.ClusterIPs) == 0 {
+		return "spec.clusterIP"
+	}
+	return "spec.clusterIPs"
 }

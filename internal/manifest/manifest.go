@@ -1,14 +1,23 @@
-// Package manifest reads Kubernetes manifests the way kubectl -f does
-// (files, directories, stdin; YAML or JSON; several documents per file;
-// List kinds) into typed API objects and, through internal/apiconv, into
-// the model. It reads the kinds palisade needs (Namespace, Pod, Service,
-// NetworkPolicy, Node), skips other kinds with a warning, and rejects
-// invalid input as a whole, naming file, document, object and field.
+// Package manifest reads Kubernetes manifests the way kubectl apply -f
+// does (files, directories, -R, stdin; YAML or JSON; several documents per
+// file; List kinds) into typed API objects and, through internal/apiconv,
+// into the model. It reads the kinds palisade needs (Namespace, Pod,
+// Service, NetworkPolicy, Node) and the workloads whose pod templates
+// stand for their pods (Deployment, ReplicaSet, StatefulSet, DaemonSet,
+// Job, CronJob, ReplicationController: one model.Pod each, named
+// "NAME[KIND]"). It skips other kinds, finished pods and, in directories,
+// files that hold no Kubernetes objects, counting them in one warning
+// line each; it rejects invalid input as a whole, naming file, document,
+// object and field.
 //
 // Decoding is strict, like kubectl's server-side field validation: an
-// unknown or repeated field is an error. YAML scalars follow YAML 1.2: an
-// unquoted y, yes or on is a string (so a label value y stays "y"), and only
-// true and false are booleans.
+// unknown or repeated field is an error, and so is a kind that its
+// apiVersion does not have (kind: networkpolicy) in the groups palisade
+// reads from. YAML scalars follow YAML 1.2: an unquoted y, yes or on is a
+// string (so a label value y stays "y"), and only true and false are
+// booleans. Inputs are bounded: a file or stdin of at most maxInputBytes,
+// only regular files (not devices or pipes), and alias expansion bounded
+// in bytes.
 //
 // manifest imports model and apiconv; it knows nothing of the engine, the
 // dataplane or clients.
@@ -20,10 +29,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,19 +54,21 @@ type Object struct {
 	// non-empty document of FILE ("<stdin>#N" for stdin), with
 	// ".items[I]" appended for an item of a List.
 	Source string
-	// Kind is one of Namespace, Pod, Service, NetworkPolicy, Node.
+	// Kind is one of Namespace, Pod, Service, NetworkPolicy, Node, or a
+	// workload kind (apiconv.WorkloadKinds).
 	Kind string
-	// Key names the object. The namespace is defaulted to "default" for
-	// namespaced kinds and empty for Namespace and Node.
+	// Key names the object (a workload by its own name, not its model
+	// pod's). The namespace is defaulted to "default" for namespaced kinds
+	// and empty for Namespace and Node.
 	Key model.Key
-	// API is the decoded object: *corev1.Namespace, *corev1.Pod,
-	// *corev1.Service, *networkingv1.NetworkPolicy or *corev1.Node, as
-	// written except that apiVersion and kind are always set and
+	// API is the decoded object (*corev1.Pod, *appsv1.Deployment, ...),
+	// as written except that apiVersion and kind are always set and
 	// metadata.namespace is defaulted as in Key (cleared for cluster-scoped
 	// kinds). No other API defaulting is applied.
 	API runtime.Object
-	// Model is the converted object: *model.Namespace, *model.Pod,
-	// *model.Service, *model.Policy or *model.Node.
+	// Model is the converted object: *model.Namespace, *model.Pod (for a
+	// Pod and for a workload), *model.Service, *model.Policy or
+	// *model.Node.
 	Model any
 }
 
@@ -104,48 +119,133 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 type kindInfo struct {
 	apiVersion string
 	namespaced bool
+	newAPI     func() apiObject
+}
+
+// apiObject is a typed API object.
+type apiObject interface {
+	runtime.Object
+	metav1.Object
+}
+
+// readable holds the kinds palisade reads.
+var readable = map[string]kindInfo{
+	"Namespace":             {"v1", false, func() apiObject { return &corev1.Namespace{} }},
+	"Node":                  {"v1", false, func() apiObject { return &corev1.Node{} }},
+	"Pod":                   {"v1", true, func() apiObject { return &corev1.Pod{} }},
+	"Service":               {"v1", true, func() apiObject { return &corev1.Service{} }},
+	"NetworkPolicy":         {"networking.k8s.io/v1", true, func() apiObject { return &networkingv1.NetworkPolicy{} }},
+	"Deployment":            {"apps/v1", true, func() apiObject { return &appsv1.Deployment{} }},
+	"ReplicaSet":            {"apps/v1", true, func() apiObject { return &appsv1.ReplicaSet{} }},
+	"StatefulSet":           {"apps/v1", true, func() apiObject { return &appsv1.StatefulSet{} }},
+	"DaemonSet":             {"apps/v1", true, func() apiObject { return &appsv1.DaemonSet{} }},
+	"Job":                   {"batch/v1", true, func() apiObject { return &batchv1.Job{} }},
+	"CronJob":               {"batch/v1", true, func() apiObject { return &batchv1.CronJob{} }},
+	"ReplicationController": {"v1", true, func() apiObject { return &corev1.ReplicationController{} }},
 }
 
 // lookupKind returns what palisade knows of kind, and false for kinds it
 // skips.
 func lookupKind(kind string) (kindInfo, bool) {
-	switch kind {
-	case "Pod", "Service":
-		return kindInfo{"v1", true}, true
-	case "Namespace", "Node":
-		return kindInfo{"v1", false}, true
-	case "NetworkPolicy":
-		return kindInfo{"networking.k8s.io/v1", true}, true
-	}
-	return kindInfo{}, false
+	info, ok := readable[kind]
+	return info, ok
 }
 
-const readKinds = "palisade reads Namespace, Pod, Service, NetworkPolicy, Node"
+const readKinds = "palisade reads Namespace, Pod, Service, NetworkPolicy, Node, and the pod templates of " +
+	"Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController"
+
+// groupKinds holds every kind of the API versions palisade reads from
+// (v1, apps/v1, batch/v1, networking.k8s.io/v1), by apiVersion. A kind
+// those versions do not have is a mistake that kubectl rejects ("no
+// matches for kind"), not an object to skip.
+var groupKinds = func() map[string]map[string]bool {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	out := map[string]map[string]bool{}
+	for gvk := range s.AllKnownTypes() {
+		if gvk.Version == runtime.APIVersionInternal {
+			continue
+		}
+		av := gvk.GroupVersion().String()
+		if out[av] == nil {
+			out[av] = map[string]bool{}
+		}
+		out[av][gvk.Kind] = true
+	}
+	return out
+}()
+
+// unknownKind explains a kind that h.APIVersion, one of groupKinds, does
+// not have, with a "did you mean" when a kind differs from it only in case
+// or by a plural ending, or is in another of those versions.
+func unknownKind(h header) error {
+	low := strings.ToLower(h.Kind)
+	var same, other []string
+	for av, kinds := range groupKinds {
+		for k := range kinds {
+			kl := strings.ToLower(k)
+			if low != kl && low != kl+"s" && low != kl+"es" && low != strings.TrimSuffix(kl, "y")+"ies" {
+				continue
+			}
+			if av == h.APIVersion {
+				same = append(same, fmt.Sprintf("kind: %s", k))
+			} else {
+				other = append(other, fmt.Sprintf("apiVersion: %s, kind: %s", av, k))
+			}
+		}
+	}
+	hint := append(same, other...)
+	sort.Strings(hint[len(same):])
+	msg := fmt.Sprintf("kind: Invalid value: %q: %s has no such kind (kubectl: no matches for kind)", h.Kind, h.APIVersion)
+	if len(hint) > 0 {
+		msg += "; did you mean " + strings.Join(hint, " or ") + "?"
+	}
+	return errors.New(msg)
+}
 
 // maxListDepth bounds Lists nested in Lists.
 const maxListDepth = 8
+
+// maxInputBytes bounds one file or stdin: more is an error, never a
+// read of endless input.
+const maxInputBytes = 64 << 20
 
 // Options change how ReadWith reads.
 type Options struct {
 	// Recursive reads directories' subdirectories too (kubectl -R).
 	Recursive bool
-	// Quiet drops the warning line about skipped objects.
+	// Quiet drops the warning lines about what was skipped.
 	Quiet bool
 }
 
-// ReadWith is Read with options.
-func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]Object, error) {
-	return Read(paths, stdin, warn)
+// Read is ReadWith without options.
+func Read(paths []string, stdin io.Reader, warn io.Writer) ([]Object, error) {
+	return ReadWith(paths, stdin, warn, Options{})
 }
 
-// Read reads every path like kubectl -f: a file, a directory (its *.yaml,
-// *.yml and *.json files in name order, not recursively), or "-" for stdin
-// (at most once). It returns the objects in input order, or, if anything is
-// wrong anywhere, no objects and every problem found, joined; each is an
-// *Error (errors.Is(err, ErrInvalid) holds). Each skipped object of another
-// kind gets one warning line on warn (which may be nil).
-func Read(paths []string, stdin io.Reader, warn io.Writer) ([]Object, error) {
-	r := reader{warn: warn}
+// ReadWith reads every path like kubectl apply -f: a file, a directory
+// (its *.yaml, *.yml and *.json files in name order; with
+// opt.Recursive its subdirectories' too, in the same order), or "-" for
+// stdin (at most once). Only regular files are read, each of at most
+// maxInputBytes.
+//
+// It returns the objects in input order, or, if anything is wrong
+// anywhere, no objects and every problem found, joined; each is an *Error
+// (errors.Is(err, ErrInvalid) holds).
+//
+// What it skips is counted on warn (which may be nil) unless opt.Quiet,
+// after a successful read: one line for objects of kinds palisade does
+// not read, finished pods (status.phase Succeeded or Failed, which the
+// agent ignores too) and NetworkPolicies' status fields; one line for the
+// files found in directories that hold no Kubernetes objects (documents
+// without apiVersion and kind, e.g. a Helm values.yaml). Such a file
+// named explicitly is an error.
+func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]Object, error) {
+	r := reader{opt: opt, skipped: map[string]int{}}
 	stdinRead := false
 	for _, p := range paths {
 		if p == "-" {
@@ -157,12 +257,12 @@ func Read(paths []string, stdin io.Reader, warn io.Writer) ([]Object, error) {
 			if stdin == nil {
 				stdin = bytes.NewReader(nil)
 			}
-			data, err := io.ReadAll(stdin)
+			data, err := readAll(stdin)
 			if err != nil {
 				r.fail(&Error{Source: "<stdin>", Err: err})
 				continue
 			}
-			r.stream("<stdin>", data)
+			r.stream("<stdin>", data, false)
 			continue
 		}
 		r.path(p)
@@ -170,13 +270,30 @@ func Read(paths []string, stdin io.Reader, warn io.Writer) ([]Object, error) {
 	if len(r.errs) > 0 {
 		return nil, errors.Join(r.errs...)
 	}
+	if warn != nil && !opt.Quiet {
+		r.warnings(warn)
+	}
 	return r.objs, nil
 }
 
+// readAll reads at most maxInputBytes.
+func readAll(in io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(in, maxInputBytes+1))
+	if err != nil {
+		return nil, pathError(err)
+	}
+	if len(data) > maxInputBytes {
+		return nil, errTooBig
+	}
+	return data, nil
+}
+
+var errTooBig = fmt.Errorf("more than %d MiB: palisade reads no larger manifests", maxInputBytes>>20)
+
 // DecodeObject decodes one YAML or JSON document holding one object of a
 // kind palisade reads, naming it source in errors (used as given, without
-// a document number). Lists, other kinds and empty documents are errors.
-// Errors are *Error values.
+// a document number). Lists, other kinds, finished pods and empty
+// documents are errors. Errors are *Error values.
 func DecodeObject(doc []byte, source string) (Object, error) {
 	docs, _, err := splitDocuments(doc)
 	if err != nil {
@@ -190,15 +307,24 @@ func DecodeObject(doc []byte, source string) (Object, error) {
 	if len(r.errs) > 0 {
 		return Object{}, errors.Join(r.errs...)
 	}
+	if len(r.objs) != 1 {
+		return Object{}, &Error{Source: source, Err: errors.New("want one object")}
+	}
 	return r.objs[0], nil
 }
 
-// reader accumulates objects and errors over all inputs.
+// reader accumulates objects, errors and what was skipped over all
+// inputs.
 type reader struct {
-	warn   io.Writer
-	single bool // DecodeObject: no Lists, other kinds are errors
+	opt    Options
+	single bool // DecodeObject: no Lists; other kinds and finished pods are errors
 	objs   []Object
 	errs   []error
+
+	skipped  map[string]int // objects of other kinds, by kind
+	finished int            // finished pods
+	statuses int            // NetworkPolicies with a status field
+	notObjs  []string       // files in directories without Kubernetes objects
 }
 
 func (r *reader) fail(err *Error) { r.errs = append(r.errs, err) }
@@ -213,53 +339,126 @@ func pathError(err error) error {
 	return err
 }
 
+// path reads a path given explicitly.
 func (r *reader) path(p string) {
 	fi, err := os.Stat(p)
 	if err != nil {
 		r.fail(&Error{Source: p, Err: pathError(err)})
 		return
 	}
-	if !fi.IsDir() {
-		r.file(p)
+	if fi.IsDir() {
+		r.dir(p)
 		return
 	}
+	r.file(p, fi, false)
+}
+
+// dir reads a directory's manifest files in name order, and its
+// subdirectories with -R (where they fall in that order, as kubectl's
+// walk does). Symbolic links to directories are not followed.
+func (r *reader) dir(p string) {
 	entries, err := os.ReadDir(p) // sorted by name
 	if err != nil {
 		r.fail(&Error{Source: p, Err: pathError(err)})
 		return
 	}
 	for _, e := range entries {
+		name := filepath.Join(p, e.Name())
+		if e.IsDir() {
+			if r.opt.Recursive {
+				r.dir(name)
+			}
+			continue
+		}
 		switch strings.ToLower(filepath.Ext(e.Name())) {
 		case ".yaml", ".yml", ".json":
 		default:
 			continue
 		}
-		name := filepath.Join(p, e.Name())
-		if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		fi, err := os.Stat(name)
+		if err != nil {
+			r.fail(&Error{Source: name, Err: pathError(err)})
 			continue
 		}
-		r.file(name)
+		if fi.IsDir() {
+			continue
+		}
+		r.file(name, fi, true)
 	}
 }
 
-func (r *reader) file(name string) {
-	data, err := os.ReadFile(name)
+// file reads a regular file; inDir says it was found in a directory, not
+// named.
+func (r *reader) file(name string, fi fs.FileInfo, inDir bool) {
+	if !fi.Mode().IsRegular() {
+		r.fail(&Error{Source: name, Err: fmt.Errorf("not a regular file (%s): palisade reads files, directories and - (stdin)", fileType(fi.Mode()))})
+		return
+	}
+	if fi.Size() > maxInputBytes {
+		r.fail(&Error{Source: name, Err: errTooBig})
+		return
+	}
+	f, err := os.Open(name)
 	if err != nil {
 		r.fail(&Error{Source: name, Err: pathError(err)})
 		return
 	}
-	r.stream(name, data)
+	defer f.Close()
+	data, err := readAll(f)
+	if err != nil {
+		r.fail(&Error{Source: name, Err: err})
+		return
+	}
+	r.stream(name, data, inDir)
 }
 
-// stream reads every document of one input.
-func (r *reader) stream(name string, data []byte) {
+// fileType names what a non-regular file is.
+func fileType(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.Type().String()
+}
+
+// stream reads every document of one input. A file found in a directory
+// whose documents are none of them Kubernetes objects is skipped.
+func (r *reader) stream(name string, data []byte, inDir bool) {
 	docs, bad, err := splitDocuments(data)
+	if err == nil && inDir && len(docs) > 0 && !anyObject(docs) {
+		r.notObjs = append(r.notObjs, name)
+		return
+	}
 	for _, d := range docs {
 		r.document(fmt.Sprintf("%s#%d", name, d.index), d.json, nil, 0)
 	}
 	if err != nil {
 		r.fail(&Error{Source: fmt.Sprintf("%s#%d", name, bad), Err: err})
 	}
+}
+
+// anyObject reports whether a document has an apiVersion or a kind at its
+// top level, as every Kubernetes object (and List) has.
+func anyObject(docs []document) bool {
+	for _, d := range docs {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(d.json, &m) != nil {
+			continue
+		}
+		if _, ok := m["apiVersion"]; ok {
+			return true
+		}
+		if _, ok := m["kind"]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // header is the part of every object read before its kind is known.
@@ -328,6 +527,10 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 		return
 	}
 	if !known {
+		if kinds, ok := groupKinds[h.APIVersion]; ok && !kinds[h.Kind] {
+			r.fail(&Error{Source: source, Kind: h.Kind, Key: model.Key{Namespace: namespace, Name: name}, Err: unknownKind(h)})
+			return
+		}
 		r.skip(source, h, name, namespace)
 		return
 	}
@@ -336,13 +539,15 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 			Err: fmt.Errorf("apiVersion: Unsupported value: %q: supported values: %q", h.APIVersion, info.apiVersion)})
 		return
 	}
-	obj, err := decode(h, info, data)
+	obj, keep, err := r.decode(h, info, data)
 	if err != nil {
 		r.fail(&Error{Source: source, Kind: h.Kind, Key: key, Err: err})
 		return
 	}
-	obj.Source = source
-	r.objs = append(r.objs, obj)
+	if keep {
+		obj.Source = source
+		r.objs = append(r.objs, obj)
+	}
 }
 
 // listOf reports whether kind is a list palisade expands, and the kind of
@@ -399,23 +604,21 @@ func (r *reader) list(source string, data []byte, h header, base string, depth i
 	}
 }
 
-// skip warns about an object of a kind palisade does not read (an error in
+// skip counts an object of a kind palisade does not read (an error in
 // DecodeObject).
 func (r *reader) skip(source string, h header, name, namespace string) {
-	what := h.APIVersion + " " + h.Kind
-	switch {
-	case name != "" && namespace != "":
-		what += " " + namespace + "/" + name
-	case name != "":
-		what += " " + name
-	}
 	if r.single {
+		what := h.APIVersion + " " + h.Kind
+		switch {
+		case name != "" && namespace != "":
+			what += " " + namespace + "/" + name
+		case name != "":
+			what += " " + name
+		}
 		r.fail(&Error{Source: source, Err: fmt.Errorf("unsupported kind: %s (%s)", what, readKinds)})
 		return
 	}
-	if r.warn != nil {
-		fmt.Fprintf(r.warn, "warning: %s: skipping %s (%s)\n", source, what, readKinds)
-	}
+	r.skipped[h.Kind]++
 }
 
 // strictUnmarshal decodes JSON into v, rejecting unknown and repeated fields
@@ -429,37 +632,34 @@ func strictUnmarshal(data []byte, v any) error {
 	return errors.Join(strict...)
 }
 
-// decode decodes a known kind strictly, defaults its namespace and converts
-// it to the model.
-func decode(h header, info kindInfo, data []byte) (Object, error) {
-	var (
-		api interface {
-			runtime.Object
-			metav1.Object
-		}
-		conv func() (any, error)
-	)
-	switch h.Kind {
-	case "Pod":
-		o := &corev1.Pod{}
-		api, conv = o, func() (any, error) { return apiconv.Pod(o) }
-	case "Service":
-		o := &corev1.Service{}
-		api, conv = o, func() (any, error) { return apiconv.Service(o) }
-	case "Namespace":
-		o := &corev1.Namespace{}
-		api, conv = o, func() (any, error) { return apiconv.Namespace(o) }
-	case "Node":
-		o := &corev1.Node{}
-		api, conv = o, func() (any, error) { return apiconv.Node(o) }
-	case "NetworkPolicy":
-		o := &networkingv1.NetworkPolicy{}
-		api, conv = o, func() (any, error) { return apiconv.Policy(o) }
-	default:
-		return Object{}, fmt.Errorf("unsupported kind %q", h.Kind)
+// exportedPolicy is a NetworkPolicy that may carry the status field the
+// API had before v1.27 (conditions only), which kubectl get -o yaml of
+// such clusters prints, often as "status: {}". It is read and ignored.
+type exportedPolicy struct {
+	networkingv1.NetworkPolicy
+	Status *struct {
+		Conditions []metav1.Condition `json:"conditions,omitempty"`
+	} `json:"status,omitempty"`
+}
+
+// decode decodes a known kind strictly, defaults its namespace and
+// converts it to the model. keep is false for a finished pod, which is
+// counted instead, as the agent ignores such pods.
+func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep bool, err error) {
+	api := info.newAPI()
+	var into any = api
+	var exported exportedPolicy
+	if h.Kind == "NetworkPolicy" {
+		into = &exported
 	}
-	if err := strictUnmarshal(data, api); err != nil {
-		return Object{}, err
+	if err := strictUnmarshal(data, into); err != nil {
+		return Object{}, false, err
+	}
+	if h.Kind == "NetworkPolicy" {
+		api = &exported.NetworkPolicy
+		if exported.Status != nil {
+			r.statuses++
+		}
 	}
 	api.GetObjectKind().SetGroupVersionKind(schema.FromAPIVersionAndKind(h.APIVersion, h.Kind))
 	if info.namespaced {
@@ -469,14 +669,90 @@ func decode(h header, info kindInfo, data []byte) (Object, error) {
 	} else {
 		api.SetNamespace("")
 	}
-	m, err := conv()
+	if p, ok := api.(*corev1.Pod); ok && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed) {
+		if r.single {
+			return Object{}, false, fmt.Errorf("status.phase: %s: the pod has finished, palisade ignores it", p.Status.Phase)
+		}
+		r.finished++
+		return Object{}, false, nil
+	}
+	var m any
+	switch o := api.(type) {
+	case *corev1.Pod:
+		m, err = apiconv.Pod(o)
+	case *corev1.Service:
+		m, err = apiconv.Service(o)
+	case *corev1.Namespace:
+		m, err = apiconv.Namespace(o)
+	case *corev1.Node:
+		m, err = apiconv.Node(o)
+	case *networkingv1.NetworkPolicy:
+		m, err = apiconv.Policy(o)
+	default:
+		m, err = apiconv.Workload(o)
+	}
 	if err != nil {
-		return Object{}, err
+		return Object{}, false, err
 	}
 	return Object{
 		Kind:  h.Kind,
 		Key:   model.Key{Namespace: api.GetNamespace(), Name: api.GetName()},
 		API:   api,
 		Model: m,
-	}, nil
+	}, true, nil
+}
+
+// maxNamed bounds the kinds and files a warning line names.
+const maxNamed = 8
+
+// warnings writes what was skipped: one line for objects, one for files.
+func (r *reader) warnings(w io.Writer) {
+	var parts []string
+	if len(r.skipped) > 0 {
+		kinds := make([]string, 0, len(r.skipped))
+		total := 0
+		for k, n := range r.skipped {
+			kinds = append(kinds, k)
+			total += n
+		}
+		sort.Strings(kinds)
+		named := make([]string, 0, maxNamed+1)
+		for i, k := range kinds {
+			if i == maxNamed {
+				named = append(named, fmt.Sprintf("and %d more kinds", len(kinds)-maxNamed))
+				break
+			}
+			named = append(named, fmt.Sprintf("%s (%d)", k, r.skipped[k]))
+		}
+		parts = append(parts, fmt.Sprintf("skipped %s of kinds palisade does not read: %s", count(total, "object"), strings.Join(named, ", ")))
+	}
+	if r.finished > 0 {
+		parts = append(parts, fmt.Sprintf("ignored %s (status.phase Succeeded or Failed)", count(r.finished, "finished pod")))
+	}
+	if r.statuses > 0 {
+		parts = append(parts, fmt.Sprintf("ignored the status field of %s (no longer in the API)", count(r.statuses, "NetworkPolicy")))
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "warning: %s\n", strings.Join(parts, "; "))
+	}
+	if n := len(r.notObjs); n > 0 {
+		named := r.notObjs
+		more := ""
+		if n > maxNamed {
+			named, more = named[:maxNamed], fmt.Sprintf(" and %d more", n-maxNamed)
+		}
+		fmt.Fprintf(w, "warning: skipped %s in directories that hold no Kubernetes objects (no apiVersion or kind): %s%s\n",
+			count(n, "file"), strings.Join(named, ", "), more)
+	}
+}
+
+// count renders "1 pod", "2 pods", "2 NetworkPolicies".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

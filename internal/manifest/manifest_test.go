@@ -38,6 +38,7 @@ func TestRead(t *testing.T) {
 	tests := []struct {
 		name  string
 		paths []string
+		opt   Options
 		stdin string
 		want  []string // summary of the objects
 		warn  []string
@@ -72,19 +73,199 @@ func TestRead(t *testing.T) {
 				"testdata/list.yaml#2.items[0] Pod prod/a",
 				"testdata/list.yaml#2.items[1] Pod default/b",
 			},
-			warn: []string{
-				"warning: testdata/list.yaml#1.items[1]: skipping apps/v1 Deployment prod/web (palisade reads Namespace, Pod, Service, NetworkPolicy, Node)",
+			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)"},
+		},
+		{
+			name:  "other kinds are counted in one line",
+			paths: []string{"testdata/unknown.yaml", "testdata/list.yaml"},
+			want: []string{
+				"testdata/list.yaml#1.items[0] Namespace prod",
+				"testdata/list.yaml#1.items[2] Pod prod/web",
+				"testdata/list.yaml#2.items[0] Pod prod/a",
+				"testdata/list.yaml#2.items[1] Pod default/b",
+			},
+			warn: []string{"warning: skipped 6 objects of kinds palisade does not read: ClusterRole (1), ConfigMap (2), Ingress (2), networkpolicy (1)"},
+		},
+		{
+			name:  "quiet",
+			paths: []string{"testdata/unknown.yaml", "testdata/tree"},
+			opt:   Options{Quiet: true},
+			want:  []string{"testdata/tree/a.yaml#1 Namespace tree"},
+		},
+		{
+			name:  "many kinds: the line names the first ones",
+			paths: []string{"-"},
+			stdin: strings.Repeat("apiVersion: v1\nkind: ConfigMap\n---\n", 2) +
+				"apiVersion: example.com/v1\nkind: K1\n---\napiVersion: example.com/v1\nkind: K2\n---\napiVersion: example.com/v1\nkind: K3\n---\n" +
+				"apiVersion: example.com/v1\nkind: K4\n---\napiVersion: example.com/v1\nkind: K5\n---\napiVersion: example.com/v1\nkind: K6\n---\n" +
+				"apiVersion: example.com/v1\nkind: K7\n---\napiVersion: example.com/v1\nkind: K8\n---\napiVersion: example.com/v1\nkind: K9\n",
+			warn: []string{"warning: skipped 11 objects of kinds palisade does not read: ConfigMap (2), K1 (1), K2 (1), K3 (1), K4 (1), K5 (1), K6 (1), K7 (1), and 2 more kinds"},
+		},
+		{
+			name:  "workloads",
+			paths: []string{"testdata/workloads.yaml"},
+			want: []string{
+				"testdata/workloads.yaml#1 Deployment prod/web",
+				"testdata/workloads.yaml#2 ReplicaSet default/web-1",
+				"testdata/workloads.yaml#3 StatefulSet prod/db",
+				"testdata/workloads.yaml#4 DaemonSet kube-system/agent",
+				"testdata/workloads.yaml#5 Job prod/migrate",
+				"testdata/workloads.yaml#6 CronJob prod/backup",
+				"testdata/workloads.yaml#7 ReplicationController default/legacy",
 			},
 		},
 		{
-			name:  "other kinds warn once each",
-			paths: []string{"testdata/unknown.yaml"},
-			warn: []string{
-				"warning: testdata/unknown.yaml#1: skipping apps/v1 Deployment default/web (palisade reads Namespace, Pod, Service, NetworkPolicy, Node)",
-				"warning: testdata/unknown.yaml#2: skipping v1 ConfigMap settings (palisade reads Namespace, Pod, Service, NetworkPolicy, Node)",
-				"warning: testdata/unknown.yaml#3: skipping rbac.authorization.k8s.io/v1 ClusterRole reader (palisade reads Namespace, Pod, Service, NetworkPolicy, Node)",
+			name:  "typed list of workloads",
+			paths: []string{"-"},
+			stdin: "apiVersion: apps/v1\nkind: DeploymentList\nitems:\n- metadata: {name: d}\n  spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}}}\n",
+			want:  []string{"<stdin>#1.items[0] Deployment default/d"},
+		},
+		{
+			name:  "invalid workloads: the workload's field paths",
+			paths: []string{"testdata/bad-workload.yaml"},
+			errs: []string{
+				"testdata/bad-workload.yaml#1: Deployment prod/web: spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`",
+				`testdata/bad-workload.yaml#1: Deployment prod/web: spec.template.spec.containers[0].ports[0].name: Invalid value: "http_port": must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)`,
+				"testdata/bad-workload.yaml#2: CronJob default/nightly: spec.jobTemplate.spec.template.spec.containers[0].ports[0].containerPort: Required value",
+				`testdata/bad-workload.yaml#3: DaemonSet default/agent: unknown field "spec.template.spec.containers[0].portz"`,
 			},
 		},
+		{
+			name:  "workload under an old apiVersion",
+			paths: []string{"-"},
+			stdin: "apiVersion: extensions/v1beta1\nkind: Deployment\nmetadata: {name: web}\n",
+			errs:  []string{`<stdin>#1: Deployment default/web: apiVersion: Unsupported value: "extensions/v1beta1": supported values: "apps/v1"`},
+		},
+		{
+			name:  "directory, recursive, in name order; files without objects skipped with one line",
+			paths: []string{"testdata/tree"},
+			opt:   Options{Recursive: true},
+			want: []string{
+				"testdata/tree/a/deep/pod.yaml#1 Pod default/deep",
+				"testdata/tree/a.yaml#1 Namespace tree",
+				"testdata/tree/b/svc.json#1 Service tree/s",
+			},
+			warn: []string{
+				"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)",
+				"warning: skipped 2 files in directories that hold no Kubernetes objects (no apiVersion or kind): testdata/tree/a/values.yaml, testdata/tree/b/kustomization.yaml",
+			},
+		},
+		{
+			name:  "directory, not recursive",
+			paths: []string{"testdata/tree"},
+			want:  []string{"testdata/tree/a.yaml#1 Namespace tree"},
+			warn:  []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)"},
+		},
+		{
+			name:  "a file without objects named explicitly is an error",
+			paths: []string{"testdata/tree/a/values.yaml"},
+			errs:  []string{"testdata/tree/a/values.yaml#1: kind: Required value: the document has no kind"},
+		},
+		{
+			name:  "misspelled kinds in the groups palisade reads from",
+			paths: []string{"-"},
+			stdin: "apiVersion: networking.k8s.io/v1\nkind: networkpolicy\nmetadata: {name: a}\n---\n" +
+				"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicies\nmetadata: {name: b, namespace: x}\n---\n" +
+				"apiVersion: v1\nkind: pod\nmetadata: {name: c}\n---\n" +
+				"apiVersion: v1\nkind: Pods\nmetadata: {name: d}\n---\n" +
+				"apiVersion: apps/v1\nkind: deployment\nmetadata: {name: e}\n---\n" +
+				"apiVersion: v1\nkind: Deployment\nmetadata: {name: f}\n---\n" +
+				"apiVersion: batch/v1\nkind: Cronjob\nmetadata: {name: g}\n---\n" +
+				"apiVersion: v1\nkind: Bogus\nmetadata: {name: h}\n---\n" +
+				"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\n" +
+				"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: ok}\n",
+			errs: []string{
+				`<stdin>#1: networkpolicy a: kind: Invalid value: "networkpolicy": networking.k8s.io/v1 has no such kind (kubectl: no matches for kind); did you mean kind: NetworkPolicy?`,
+				`<stdin>#2: NetworkPolicies x/b: kind: Invalid value: "NetworkPolicies": networking.k8s.io/v1 has no such kind (kubectl: no matches for kind); did you mean kind: NetworkPolicy?`,
+				`<stdin>#3: pod c: kind: Invalid value: "pod": v1 has no such kind (kubectl: no matches for kind); did you mean kind: Pod?`,
+				`<stdin>#4: Pods d: kind: Invalid value: "Pods": v1 has no such kind (kubectl: no matches for kind); did you mean kind: Pod?`,
+				`<stdin>#5: deployment e: kind: Invalid value: "deployment": apps/v1 has no such kind (kubectl: no matches for kind); did you mean kind: Deployment?`,
+				`<stdin>#6: Deployment default/f: apiVersion: Unsupported value: "v1": supported values: "apps/v1"`,
+				`<stdin>#7: Cronjob g: kind: Invalid value: "Cronjob": batch/v1 has no such kind (kubectl: no matches for kind); did you mean kind: CronJob?`,
+				`<stdin>#8: Bogus h: kind: Invalid value: "Bogus": v1 has no such kind (kubectl: no matches for kind)`,
+			},
+		},
+		{
+			name:  "a kind in another group: the hint names it",
+			paths: []string{"-"},
+			stdin: "apiVersion: apps/v1\nkind: Jobs\nmetadata: {name: j}\n",
+			errs:  []string{`<stdin>#1: Jobs j: kind: Invalid value: "Jobs": apps/v1 has no such kind (kubectl: no matches for kind); did you mean apiVersion: batch/v1, kind: Job?`},
+		},
+		{
+			name:  "JSON, then --- and more documents, as kubectl reads it",
+			paths: []string{"-"},
+			stdin: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j1"}}` + "\n---\n" +
+				"apiVersion: v1\nkind: Namespace\nmetadata: {name: y2}\n---\n" +
+				`{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j3"}}` + "\n",
+			want: []string{"<stdin>#1 Namespace j1", "<stdin>#2 Namespace y2", "<stdin>#3 Namespace j3"},
+		},
+		{
+			name:  "two JSON values, then ---: an error, as in kubectl",
+			paths: []string{"-"},
+			stdin: `{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j1"}}` + "\n" +
+				`{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j2"}}` + "\n---\n",
+			errs: []string{"<stdin>#3: json: line 3: invalid character '-' in numeric literal"},
+		},
+		{
+			name:  "exported NetworkPolicy with status",
+			paths: []string{"-"},
+			stdin: "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {}}\nstatus: {}\n---\n" +
+				"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: q}\nspec: {podSelector: {}}\nstatus: {conditions: []}\n",
+			want: []string{"<stdin>#1 NetworkPolicy default/p", "<stdin>#2 NetworkPolicy default/q"},
+			warn: []string{"warning: ignored the status field of 2 NetworkPolicies (no longer in the API)"},
+		},
+		{
+			name:  "NetworkPolicy status: only the old API's fields",
+			paths: []string{"-"},
+			stdin: "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nspec: {podSelector: {}}\nstatus: {phase: x}\n",
+			errs:  []string{`<stdin>#1: NetworkPolicy default/p: unknown field "status.phase"`},
+		},
+		{
+			name:  "finished pods are ignored and counted",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Pod\nmetadata: {name: done}\nstatus: {phase: Succeeded, podIP: 10.0.0.1}\n---\n" +
+				"apiVersion: v1\nkind: Pod\nmetadata: {name: failed}\nstatus: {phase: Failed, podIP: 10.0.0.1}\n---\n" +
+				"apiVersion: v1\nkind: Pod\nmetadata: {name: live}\nstatus: {phase: Running, podIP: 10.0.0.1}\n---\n" +
+				"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+			want: []string{"<stdin>#3 Pod default/live"},
+			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1); ignored 2 finished pods (status.phase Succeeded or Failed)"},
+		},
+		{
+			name:  "repeated Service port",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{name: a, port: 80}, {name: b, port: 80, targetPort: 8080}]}\n",
+			errs:  []string{`<stdin>#1: Service default/s: spec.ports[1]: Duplicate value: "80/TCP"`},
+		},
+		{
+			name:  "a tab on line 5: line 5, as kubectl says",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n\tlabels: {}\n",
+			errs:  []string{"<stdin>#1: yaml: line 5: found a tab character that violates indentation"},
+		},
+		{
+			name:  "YAML error lines count from the start of the file",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n\tlabels: {}\n",
+			errs:  []string{"<stdin>#2: yaml: line 9: found a tab character that violates indentation"},
+		},
+		{
+			name:  "content after a document end marker, which kubectl would drop",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n...\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n",
+			errs:  []string{`<stdin>#1: yaml: line 4: content after the document end marker "...": separate documents with ---`},
+		},
+		{
+			name:  "bad document separator",
+			paths: []string{"-"},
+			stdin: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n--- {kind: Pod}\n",
+			errs:  []string{`<stdin>#1: yaml: line 4: invalid document separator: only a comment may follow --- on its line, not "{kind: Pod}"`},
+		},
+		{
+			name:  "a device",
+			paths: []string{"/dev/zero"},
+			errs:  []string{"/dev/zero: not a regular file (a character device): palisade reads files, directories and - (stdin)"},
+		},
+
 		{
 			name:  "stdin and a file",
 			paths: []string{"-", "testdata/dir/a.yaml"},
@@ -193,7 +374,7 @@ func TestRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var warn bytes.Buffer
-			objs, err := Read(tt.paths, strings.NewReader(tt.stdin), &warn)
+			objs, err := ReadWith(tt.paths, strings.NewReader(tt.stdin), &warn, tt.opt)
 			if diff := cmp.Diff(tt.want, summary(objs)); diff != "" {
 				t.Errorf("Read() objects mismatch (-want +got):\n%s", diff)
 			}
@@ -311,7 +492,11 @@ func TestDecodeObject(t *testing.T) {
 		{name: "List", doc: "apiVersion: v1\nkind: List\nitems: []\n",
 			err: "scenario.yaml:12: List: want a single object, not a list"},
 		{name: "other kind", doc: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
-			err: "scenario.yaml:12: unsupported kind: v1 ConfigMap c (palisade reads Namespace, Pod, Service, NetworkPolicy, Node)"},
+			err: "scenario.yaml:12: unsupported kind: v1 ConfigMap c (" + readKinds + ")"},
+		{name: "finished pod", doc: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {phase: Failed}\n",
+			err: "scenario.yaml:12: Pod default/p: status.phase: Failed: the pod has finished, palisade ignores it"},
+		{name: "workload", doc: "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec: {template: {spec: {containers: [{name: c, image: x}]}}}\n",
+			want: "scenario.yaml:12 Job default/j"},
 		{name: "two documents", doc: "kind: A\n---\nkind: B\n",
 			err: "scenario.yaml:12: want one object, found 2 documents"},
 		{name: "empty", doc: "",
