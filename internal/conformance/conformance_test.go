@@ -2,10 +2,13 @@ package conformance
 
 import (
 	"context"
+	"slices"
 	"testing"
 )
 
 func TestMatchPattern(t *testing.T) {
+	keys := []string{"x/a", "x/b", "y/b", "z/a", "z/b"}
+	idx := newPodIndex(keys)
 	tests := []struct {
 		pattern, key string
 		want         bool
@@ -18,10 +21,14 @@ func TestMatchPattern(t *testing.T) {
 		{"x/*", "y/b", false},
 		{"*/a", "z/a", true},
 		{"*/a", "z/b", false},
+		{"*/*", "y/b", true},
+		{"x", "x/a", false},
+		{"x/a/b", "x/a", false},
 	}
 	for _, tt := range tests {
-		if got := matchPattern(tt.pattern, tt.key); got != tt.want {
-			t.Errorf("matchPattern(%q, %q) = %v, want %v", tt.pattern, tt.key, got, tt.want)
+		got := slices.ContainsFunc(idx.match(tt.pattern), func(i int) bool { return keys[i] == tt.key })
+		if got != tt.want {
+			t.Errorf("match(%q) has %q = %v, want %v", tt.pattern, tt.key, got, tt.want)
 		}
 	}
 }

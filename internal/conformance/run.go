@@ -110,36 +110,74 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 }
 
 // Expected builds the table a probe expects: the default, then each rule in
-// order; a pod to itself is always allowed.
+// order; a pod to itself is always allowed. Each rule's patterns are looked
+// up once in an index of the pods, so that a rule costs the cells it sets:
+// an expectation written as tens of thousands of explicit pairs is then as
+// cheap as the matrix, where scanning every pair for every rule took
+// minutes.
 func Expected(pods []*model.Pod, pr Probe) *truth.Grid {
 	keys := make([]string, len(pods))
 	for i, p := range pods {
 		keys[i] = p.Key().String()
 	}
 	g := truth.NewGrid(keys, pr.Port, pr.Protocol)
-	for i, from := range g.Pods {
-		for j, to := range g.Pods {
-			allow := pr.Default
-			for _, r := range pr.Rules {
-				if matchPattern(r.From, from) && matchPattern(r.To, to) {
-					allow = r.Allow
-				}
-			}
-			g.Allow[i][j] = allow || i == j
+	for _, row := range g.Allow {
+		for j := range row {
+			row[j] = pr.Default
 		}
+	}
+	idx := newPodIndex(g.Pods)
+	for _, r := range pr.Rules {
+		to := idx.match(r.To)
+		for _, i := range idx.match(r.From) {
+			for _, j := range to {
+				g.Allow[i][j] = r.Allow
+			}
+		}
+	}
+	for i := range g.Allow {
+		g.Allow[i][i] = true
 	}
 	return g
 }
 
-// matchPattern matches ns/pod patterns where either side may be *; an
-// empty pattern or * matches every pod.
-func matchPattern(pattern, key string) bool {
-	if pattern == "" || pattern == "*" {
-		return true
+// podIndex finds the pods an ns/pod pattern names, by their index in a
+// list of pod keys.
+type podIndex struct {
+	all                 []int
+	byKey, byNS, byName map[string][]int
+}
+
+func newPodIndex(keys []string) *podIndex {
+	x := &podIndex{byKey: map[string][]int{}, byNS: map[string][]int{}, byName: map[string][]int{}}
+	for i, k := range keys {
+		ns, name, _ := strings.Cut(k, "/")
+		x.all = append(x.all, i)
+		x.byKey[k] = []int{i}
+		x.byNS[ns] = append(x.byNS[ns], i)
+		x.byName[name] = append(x.byName[name], i)
 	}
-	pns, pname, _ := strings.Cut(pattern, "/")
-	ns, name, _ := strings.Cut(key, "/")
-	return (pns == "*" || pns == ns) && (pname == "*" || pname == name)
+	return x
+}
+
+// match returns the pods a pattern names (FORMAT.md: ns/pod where either
+// side may be *; an empty pattern or * is every pod), in key order.
+func (x *podIndex) match(pattern string) []int {
+	if pattern == "" || pattern == "*" {
+		return x.all
+	}
+	ns, name, ok := strings.Cut(pattern, "/")
+	switch {
+	case !ok:
+		return nil
+	case ns == "*" && name == "*":
+		return x.all
+	case ns == "*":
+		return x.byName[name]
+	case name == "*":
+		return x.byNS[ns]
+	}
+	return x.byKey[pattern]
 }
 
 func apply(c *model.Cluster, e *engine.Engine, a Action) error {

@@ -91,12 +91,8 @@ type fileProbe struct {
 	Port     uint16 `yaml:"port"`
 	Protocol string `yaml:"protocol"`
 	Expect   struct {
-		Default string `yaml:"default"`
-		Rules   []struct {
-			From    string `yaml:"from"`
-			To      string `yaml:"to"`
-			Verdict string `yaml:"verdict"`
-		} `yaml:"rules"`
+		Default string    `yaml:"default"`
+		Rules   yaml.Node `yaml:"rules"` // read by expectRules
 	} `yaml:"expect"`
 }
 
@@ -224,12 +220,8 @@ func Parse(data []byte, file string) (*Scenario, error) {
 			if pr.Default, err = verdict(p.Expect.Default); err != nil {
 				return nil, where("%s.expect.default: %v", path, err)
 			}
-			for k, r := range p.Expect.Rules {
-				allow, err := verdict(r.Verdict)
-				if err != nil {
-					return nil, where("%s.expect.rules[%d].verdict: %v", path, k, err)
-				}
-				pr.Rules = append(pr.Rules, ExpectRule{From: r.From, To: r.To, Allow: allow})
+			if pr.Rules, err = expectRules(&p.Expect.Rules); err != nil {
+				return nil, where("%s.expect.rules%v", path, err)
 			}
 			step.Probes = append(step.Probes, pr)
 		}
@@ -246,6 +238,60 @@ func verdict(s string) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("%q: want allow or deny", s)
+}
+
+// expectRules reads expect.rules from its YAML node. It walks the node
+// rather than letting yaml.v3 decode it into structs: an expectation may
+// list tens of thousands of pairs, and reflection over each of their
+// scalars cost more than running the scenario. Errors start with the
+// rule's index, "[3].verdict: ...".
+func expectRules(n *yaml.Node) ([]ExpectRule, error) {
+	if n.Kind == 0 || n.ShortTag() == "!!null" {
+		return nil, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf(": line %d: want a list of rules", n.Line)
+	}
+	out := make([]ExpectRule, 0, len(n.Content))
+	for i, item := range n.Content {
+		if item.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("[%d]: line %d: want {from, to, verdict}", i, item.Line)
+		}
+		var r ExpectRule
+		seen := map[string]bool{}
+		for j := 0; j+1 < len(item.Content); j += 2 {
+			k, v := item.Content[j], item.Content[j+1]
+			if seen[k.Value] {
+				return nil, fmt.Errorf("[%d].%s: line %d: repeated", i, k.Value, k.Line)
+			}
+			seen[k.Value] = true
+			if v.Kind != yaml.ScalarNode {
+				return nil, fmt.Errorf("[%d].%s: line %d: want a string", i, k.Value, v.Line)
+			}
+			val := v.Value
+			if v.ShortTag() == "!!null" {
+				val = ""
+			}
+			switch k.Value {
+			case "from":
+				r.From = val
+			case "to":
+				r.To = val
+			case "verdict":
+				var err error
+				if r.Allow, err = verdict(val); err != nil {
+					return nil, fmt.Errorf("[%d].verdict: %v", i, err)
+				}
+			default:
+				return nil, fmt.Errorf("[%d]: line %d: field %s not found: want from, to, verdict", i, k.Line, k.Value)
+			}
+		}
+		if !seen["verdict"] {
+			return nil, fmt.Errorf("[%d].verdict: required: want allow or deny", i)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // decodeNode turns an embedded YAML object into a validated API object.
