@@ -8,6 +8,7 @@ import (
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/truth"
 )
 
 // explained is explain's JSON document for one pod.
@@ -63,14 +64,16 @@ func runExplain(s Streams, args []string) error {
 		return err
 	}
 	e := engine.FromCluster(c)
-	// Without names, every pod of the namespaces -n/-A show; the engine
-	// still holds all of them, since peers cross namespaces.
+	// Without names, every pod of the namespaces -n/-A show, in the
+	// matrix's order (truth.Less: pods, then workloads); the engine still
+	// holds all of them, since peers cross namespaces.
 	var pods []*model.Pod
 	for _, p := range e.Pods() {
 		if len(pos) == 0 && in.shows(p.Namespace) {
 			pods = append(pods, p)
 		}
 	}
+	sort.SliceStable(pods, func(i, j int) bool { return truth.Less(pods[i].Key().String(), pods[j].Key().String()) })
 	for _, a := range pos {
 		r, err := in.parseRef(a)
 		if err != nil {
@@ -191,7 +194,7 @@ func writeExplained(w io.Writer, d explained) {
 		fmt.Fprintf(w, "  stands for %s\n", esc(standsFor(d)))
 	}
 	if len(d.IPs) == 0 {
-		fmt.Fprintln(w, "  no IP in the input: ipBlock peers cannot match it, only pod selectors can")
+		fmt.Fprintln(w, "  no IP in the input: no policy's ipBlock can match it, only pod selectors can")
 	}
 	if d.HostNetwork {
 		fmt.Fprintln(w, "  host network: its traffic is the node's, and no policy selects it")
