@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 
@@ -61,14 +60,14 @@ func (in *input) load(s Streams) (*model.Cluster, error) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		c, ns, err := kube.ReadCluster(ctx, kube.ClusterSource{Kubeconfig: in.kubeconfig, Context: in.context})
+		c, ns, err := kube.ReadCluster(ctx, kube.ClusterSource{Kubeconfig: in.kubeconfig, Context: in.context, Warnings: s.Err})
 		var ae *apiconv.Error
 		switch {
 		case err == nil:
-		case errors.Is(err, manifest.ErrInvalid), errors.As(err, &ae), errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, kube.ErrKubeconfig), errors.As(err, &ae):
 			return nil, badInput(err)
 		default:
-			return nil, fmt.Errorf("reading the cluster of %s: %w", in.kubeconfig, err)
+			return nil, err // the cluster's: unreachable, forbidden
 		}
 		in.defaultNS = ns
 		if in.namespace != "" {
