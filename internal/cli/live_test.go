@@ -217,8 +217,12 @@ func TestLiveMatchesManifests(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(out, "DENY default/client-pod -> 10.20.0.11 ") || !strings.Contains(out, "ingress of default/frontend-2:") {
 		t.Errorf("check to the shared address: exit %d, want 1 (DENY to frontend-2)\n%s%s", code, out, errOut)
 	}
+	warning := "warning: pods default/frontend and default/frontend-2 both report address 10.20.0.11: taking it as default/frontend-2's (newer)\n"
+	if errOut != warning {
+		t.Errorf("check to the shared address: stderr %q, want %q", errOut, warning)
+	}
 	code, out, errOut = run(t, "", "matrix", "--kubeconfig", srv.Kubeconfig)
-	if code != 0 || !strings.Contains(out, "default/frontend-2") {
+	if code != 0 || !strings.Contains(out, "default/frontend-2") || errOut != warning {
 		t.Errorf("matrix with a shared address: exit %d\n%s%s", code, out, errOut)
 	}
 
