@@ -138,12 +138,12 @@ func resolveTo(e *engine.Engine, c *model.Cluster, in *input, arg string, fam ne
 	}
 	switch {
 	case p != nil && svc != nil:
-		what := "pod " + p.Key().String()
+		kind := "pod"
 		if p.Workload != "" {
-			what = p.Workload + " " + p.Key().String()
+			kind = p.Workload
 		}
-		return nil, nil, fmt.Errorf("--to %q: %s and service %s both exist: say pod/%s for the pod, svc/%s for the Service (its endpoints, through its port mapping)",
-			arg, what, svc.Key(), r.key, r.key)
+		return nil, nil, fmt.Errorf("--to %q: %s %s and service %s both exist: say pod/%s for the %s, svc/%s for the Service (its endpoints, through its port mapping)",
+			arg, kind, p.Key(), svc.Key(), r.key, kind, r.key)
 	case p != nil:
 		ep, err := podEndpoint("--to", arg, p, fam)
 		return []target{{ep, port}}, nil, err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/model"
@@ -68,7 +69,7 @@ func TestWorkloadCheck(t *testing.T) {
 	runCases(t, "check", []cliCase{
 		{name: "a workload and a Service of one name: pick one",
 			args: append(f, "--from", "client", "--to", "api", "--port", "8080"), code: 2,
-			errs: []string{`--to "api": Deployment default/api[Deployment] and service default/api both exist: say pod/default/api for the pod, svc/default/api`}},
+			errs: []string{`--to "api": Deployment default/api[Deployment] and service default/api both exist: say pod/default/api for the Deployment, svc/default/api`}},
 		{name: "pod/NAME is the workload when there is no pod NAME",
 			args: append(f, "--from", "client", "--to", "pod/api", "--port", "8080"), code: 0,
 			out: []string{"ALLOW default/client -> default/api[Deployment] 8080/TCP\n"}},
@@ -124,4 +125,33 @@ func TestWorkloadExplain(t *testing.T) {
 	if len(docs) != 1 || docs[0].Workload != "Deployment" || docs[0].Replicas != 3 || len(docs[0].IPs) != 0 {
 		t.Errorf("JSON %s", out)
 	}
+}
+
+// The same from manifests: the reader turns workloads into pods.
+func TestWorkloadManifests(t *testing.T) {
+	f := []string{"-f", "testdata/workload-manifests.yaml", "-q"}
+	runCases(t, "matrix", []cliCase{
+		{name: "matrix", args: f, exactOut: "80/TCP\n-\tdefault/client\tdefault/agent[DaemonSet]\tdefault/api[Deployment]\n" +
+			"default/client\t.\t.\tX\n" +
+			"default/agent[DaemonSet]\t.\t.\tX\n" +
+			"default/api[Deployment]\t.\t.\tX\n"},
+	})
+	runCases(t, "check", []cliCase{
+		{name: "the Service's named target port on the Deployment",
+			args: append(f, "--from", "client", "--to", "svc/api", "--port", "80"), code: 0,
+			out: []string{"ALLOW default/client -> service default/api 80/TCP: 1 of 1 endpoint allowed", "endpoint default/api[Deployment] port 8080: ALLOW"}},
+		{name: "a bare name that is a Deployment and a Service",
+			args: append(f, "--from", "client", "--to", "api", "--port", "80"), code: 2,
+			errs: []string{"Deployment default/api[Deployment] and service default/api both exist"}},
+	})
+	if _, _, errOut := run(t, "", append([]string{"matrix"}, f...)...); errOut != "" {
+		t.Errorf("-q: stderr %q", errOut)
+	}
+	if _, _, errOut := run(t, "", "matrix", "-f", f[1]); strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "ConfigMap") {
+		t.Errorf("without -q: stderr %q, want one warning line", errOut)
+	}
+	runCases(t, "explain", []cliCase{
+		{name: "a DaemonSet by name", args: append(f, "agent"),
+			out: []string{"default/agent[DaemonSet] (no IP) labels app=agent\n  stands for the pod of DaemonSet default/agent on every node\n"}},
+	})
 }
