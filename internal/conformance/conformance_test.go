@@ -2,8 +2,13 @@ package conformance
 
 import (
 	"context"
+	"net/netip"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/palisade-net/palisade/internal/model"
 )
 
 func TestMatchPattern(t *testing.T) {
@@ -70,9 +75,148 @@ steps:
 	}
 }
 
-func TestParseErrorsNameTheField(t *testing.T) {
-	_, err := Parse([]byte("name: bad\ncluster: standard\nsteps:\n- probes:\n  - {port: 80, protocol: ICMP, expect: {default: allow}}\n"), "bad.yaml")
-	if err == nil || err.Error() != `bad.yaml: scenario bad: steps[0].probes[0].protocol: "ICMP": want TCP, UDP or SCTP` {
-		t.Errorf("Parse error = %v", err)
+// A one-step scenario around an inline cluster, for the tables below.
+func inlineScenario(pods string) string {
+	return "name: bad\ncluster:\n  namespaces:\n  - {name: prod, labels: {env: prod}}\n  pods:\n" + pods +
+		"steps:\n- probes:\n  - {port: 80, protocol: TCP, expect: {default: allow}}\n"
+}
+
+// Inline clusters go through the manifests' validation (apiconv, then
+// manifest.Cluster for addresses), and errors name the file and the
+// scenario's own field.
+func TestInlineClusterValidation(t *testing.T) {
+	const web = "  - {namespace: prod, name: web, ips: [10.20.0.5]}\n"
+	tests := []struct {
+		name, pods, want string
+	}{
+		{"pod name", "  - {namespace: prod, name: Web_1, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].name: Invalid value: "Web_1": a lowercase RFC 1123 subdomain`},
+		{"pod namespace", "  - {namespace: Prod, name: web, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].namespace: Invalid value: "Prod": a lowercase RFC 1123 label`},
+		{"label key", "  - {namespace: prod, name: web, labels: {\"a b\": x}, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].labels: Invalid value: "a b": name part must consist of alphanumeric characters`},
+		{"label value", "  - {namespace: prod, name: web, labels: {app: \"a b\"}, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].labels: Invalid value: "a b": a valid label must be`},
+		{"address", "  - {namespace: prod, name: web, ips: [10.20.0.300]}\n",
+			`cluster.pods[0].ips[0]: Invalid value: "10.20.0.300": must be a valid IP address`},
+		{"two IPv4 addresses", "  - {namespace: prod, name: web, ips: [10.20.0.5, 10.20.0.6]}\n",
+			`cluster.pods[0].ips: Invalid value:`},
+		{"no address", "  - {namespace: prod, name: web}\n",
+			`cluster.pods[0].ips: Required value`},
+		{"duplicate address", web + "  - {namespace: prod, name: api, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].ips: Pod prod/web: status.podIPs: address 10.20.0.5 is also pod prod/api's`},
+		{"duplicate pod", web + "  - {namespace: prod, name: web, ips: [10.20.0.6]}\n",
+			`cluster.pods[1].name: Duplicate value: "prod/web"`},
+		{"node name", "  - {namespace: prod, name: web, node: Node_1, ips: [10.20.0.5]}\n",
+			`cluster.pods[0].node: Invalid value: "Node_1"`},
+		{"port 0", "  - {namespace: prod, name: web, ips: [10.20.0.5], ports: [{port: 0}]}\n",
+			`cluster.pods[0].ports[0].port: Required value`},
+		{"port 70000", "  - {namespace: prod, name: web, ips: [10.20.0.5], ports: [{port: 70000}]}\n",
+			`cluster.pods[0].ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive`},
+		{"port name", "  - {namespace: prod, name: web, ips: [10.20.0.5], ports: [{name: HTTP_1, port: 80}]}\n",
+			`cluster.pods[0].ports[0].name: Invalid value: "HTTP_1"`},
+		{"duplicate port name", "  - {namespace: prod, name: web, ips: [10.20.0.5], ports: [{name: http, port: 80}, {name: http, port: 81}]}\n",
+			`cluster.pods[0].ports[1].name: Duplicate value: "http"`},
+		{"protocol", "  - {namespace: prod, name: web, ips: [10.20.0.5], ports: [{port: 80, protocol: tcp}]}\n",
+			`cluster.pods[0].ports[0].protocol: Unsupported value: "tcp"`},
+		{"unknown field", "  - {namespace: prod, name: web, lables: {app: web}, ips: [10.20.0.5]}\n",
+			`line 6: field lables not found in type conformance.filePod`},
+		{"several errors", "  - {namespace: prod, name: web, ips: [10.20.0.5, 10.20.0.6], ports: [{port: 0}]}\n",
+			"bad.yaml: scenario bad: cluster.pods[0].ports[0].port: Required value\nbad.yaml: scenario bad: cluster.pods[0].ips: Invalid value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(inlineScenario(tt.pods)), "bad.yaml")
+			if err == nil {
+				t.Fatalf("Parse: no error, want %q", tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "bad.yaml: ") || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error:\n%v\nwant bad.yaml: ... %s", err, tt.want)
+			}
+		})
+	}
+	for _, ns := range []struct{ name, namespaces, want string }{
+		{"namespace name", "  - {name: Prod}\n", `cluster.namespaces[1].name: Invalid value: "Prod": a lowercase RFC 1123 label`},
+		{"namespace label", "  - {name: dev, labels: {env: \"-dev\"}}\n", `cluster.namespaces[1].labels: Invalid value: "-dev"`},
+		{"duplicate namespace", "  - {name: prod}\n", `cluster.namespaces[1].name: Duplicate value: "prod"`},
+	} {
+		t.Run(ns.name, func(t *testing.T) {
+			data := strings.Replace(inlineScenario(web), "  pods:\n", ns.namespaces+"  pods:\n", 1)
+			_, err := Parse([]byte(data), "bad.yaml")
+			if err == nil || !strings.HasPrefix(err.Error(), "bad.yaml: scenario bad: ") || !strings.Contains(err.Error(), ns.want) {
+				t.Errorf("Parse error:\n%v\nwant bad.yaml: scenario bad: ... %s", err, ns.want)
+			}
+		})
+	}
+}
+
+// A valid inline cluster becomes the same pods as before validation went
+// through apiconv: protocol defaults to TCP, node to node1.
+func TestInlineCluster(t *testing.T) {
+	sc, err := Parse([]byte(inlineScenario("  - {namespace: prod, name: web, labels: {app: web}, ips: [10.20.0.5, \"fd00::5\"], ports: [{name: http, port: 8080}, {port: 53, protocol: UDP}]}\n")), "ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sc.Cluster.Pods[model.Key{Namespace: "prod", Name: "web"}]
+	want := &model.Pod{Namespace: "prod", Name: "web", Labels: map[string]string{"app": "web"}, Node: "node1",
+		IPs:   []netip.Addr{netip.MustParseAddr("10.20.0.5"), netip.MustParseAddr("fd00::5")},
+		Ports: []model.ContainerPort{{Name: "http", Port: 8080, Protocol: model.TCP}, {Port: 53, Protocol: model.UDP}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pod = %+v\nwant %+v", got, want)
+	}
+	if ns := sc.Cluster.Namespaces["prod"]; ns.Labels["env"] != "prod" || ns.Labels[model.NamespaceNameLabel] != "prod" {
+		t.Errorf("namespace labels = %v", ns.Labels)
+	}
+	if sc.Cluster.Nodes["node1"] == nil {
+		t.Error("no node1")
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	const probe = "  probes:\n  - port: 80\n    protocol: TCP\n    expect:\n      default: allow\n      rules:\n"
+	const addPod = "- do:\n  - apply: {apiVersion: v1, kind: Pod, metadata: {name: d, namespace: x}, status: {podIP: 10.10.1.4}}\n"
+	tests := []struct {
+		name, data, want string // want "" means no error
+	}{
+		{"no steps", "name: bad\ncluster: standard\n",
+			"bad.yaml: scenario bad: steps: required: a scenario has at least one step"},
+		{"empty steps", "name: bad\ncluster: standard\nsteps: []\n",
+			"bad.yaml: scenario bad: steps: required: a scenario has at least one step"},
+		{"no cluster", "name: bad\nsteps:\n- probes: []\n",
+			"bad.yaml: scenario bad: cluster: required: standard or an inline cluster"},
+		{"unknown cluster", "name: bad\ncluster: big\nsteps:\n- probes: []\n",
+			`bad.yaml: scenario bad: cluster: "big" is not a known cluster (want standard or an inline cluster)`},
+		{"second document", "name: bad\ncluster: standard\nsteps:\n- probes: []\n---\nname: other\n",
+			"bad.yaml: line 5: a second YAML document: a scenario file holds one scenario"},
+		{"trailing ---", "name: ok\ncluster: standard\nsteps:\n- probes: []\n---\n", ""},
+		{"pod", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {from: x/a, to: x/d, verdict: deny}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0].to: "x/d" matches no pod`},
+		{"namespace", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {from: w/*, verdict: deny}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0].from: "w/*" matches no pod`},
+		{"name", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {to: x/a, verdict: deny}\n      - {to: \"*/d\", verdict: deny}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[1].to: "*/d" matches no pod`},
+		{"no slash", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {to: x, verdict: deny}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0].to: "x" matches no pod`},
+		{"created pod", "name: ok\ncluster: standard\nsteps:\n" + addPod + probe + "      - {to: x/d, verdict: allow}\n", ""},
+		{"deleted pod", "name: bad\ncluster: standard\nsteps:\n" + addPod + probe + "      - {to: x/d, verdict: allow}\n" +
+			"- do:\n  - delete: {kind: Pod, namespace: x, name: d}\n" + probe + "      - {to: x/d, verdict: allow}\n",
+			`bad.yaml: scenario bad: steps[1].probes[0].expect.rules[0].to: "x/d" matches no pod`},
+		{"rule field", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {to: x/a, verdict: deny, form: x/b}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0]: line 10: field form not found: want from, to, verdict`},
+		{"rule verdict", "name: bad\ncluster: standard\nsteps:\n-" + probe[1:] + "      - {to: x/a}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0].verdict: required: want allow or deny`},
+		{"protocol", "name: bad\ncluster: standard\nsteps:\n- probes:\n  - {port: 80, protocol: ICMP, expect: {default: allow}}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].protocol: "ICMP": want TCP, UDP or SCTP`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.data), "bad.yaml")
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Parse: %v", err)
+			case tt.want != "" && (err == nil || err.Error() != tt.want):
+				t.Errorf("Parse error = %v\nwant %s", err, tt.want)
+			}
+		})
 	}
 }

@@ -7,16 +7,23 @@ package conformance
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
-	"go.yaml.in/yaml/v3"
 )
 
 // Scenario is one scenario file, its cluster built and its actions decoded.
@@ -70,10 +77,28 @@ type ExpectRule struct {
 }
 
 type fileScenario struct {
-	Name    string     `yaml:"name"`
-	Source  string     `yaml:"source"`
-	Cluster yaml.Node  `yaml:"cluster"`
-	Steps   []fileStep `yaml:"steps"`
+	Name    string       `yaml:"name"`
+	Source  string       `yaml:"source"`
+	Cluster clusterField `yaml:"cluster"`
+	Steps   []fileStep   `yaml:"steps"`
+}
+
+// clusterField is a scenario's cluster: the name of a known one, or an
+// inline cluster.
+type clusterField struct {
+	Name   string
+	Inline *fileCluster
+}
+
+// UnmarshalYAML has yaml.v3's older signature on purpose: its unmarshal
+// function decodes with the file's own decoder, which rejects unknown
+// fields, where yaml.Node.Decode would silently drop a misspelled one.
+func (c *clusterField) UnmarshalYAML(unmarshal func(any) error) error {
+	if unmarshal(&c.Name) == nil {
+		return nil
+	}
+	c.Inline = &fileCluster{}
+	return unmarshal(c.Inline)
 }
 
 type fileStep struct {
@@ -97,22 +122,28 @@ type fileProbe struct {
 }
 
 type fileCluster struct {
-	Namespaces []struct {
-		Name   string            `yaml:"name"`
-		Labels map[string]string `yaml:"labels"`
-	} `yaml:"namespaces"`
-	Pods []struct {
-		Namespace string            `yaml:"namespace"`
-		Name      string            `yaml:"name"`
-		Labels    map[string]string `yaml:"labels"`
-		IPs       []string          `yaml:"ips"`
-		Node      string            `yaml:"node"`
-		Ports     []struct {
-			Name     string `yaml:"name"`
-			Port     uint16 `yaml:"port"`
-			Protocol string `yaml:"protocol"`
-		} `yaml:"ports"`
-	} `yaml:"pods"`
+	Namespaces []fileNamespace `yaml:"namespaces"`
+	Pods       []filePod       `yaml:"pods"`
+}
+
+type fileNamespace struct {
+	Name   string            `yaml:"name"`
+	Labels map[string]string `yaml:"labels"`
+}
+
+type filePod struct {
+	Namespace string            `yaml:"namespace"`
+	Name      string            `yaml:"name"`
+	Labels    map[string]string `yaml:"labels"`
+	IPs       []string          `yaml:"ips"`
+	Node      string            `yaml:"node"`
+	Ports     []filePort        `yaml:"ports"`
+}
+
+type filePort struct {
+	Name     string `yaml:"name"`
+	Port     int32  `yaml:"port"` // wide enough for apiconv to reject 0 or 70000
+	Protocol string `yaml:"protocol"`
 }
 
 // LoadPaths loads every scenario in the files and directories given
@@ -164,21 +195,54 @@ func Parse(data []byte, file string) (*Scenario, error) {
 	if err := dec.Decode(&fs); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
+	// A second document would be silently ignored: a scenario file holds
+	// one scenario. An empty one (a trailing ---) holds nothing to ignore.
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		if len(extra.Content) == 1 && extra.Content[0].ShortTag() == "!!null" && extra.Content[0].Value == "" {
+			continue
+		}
+		return nil, fmt.Errorf("%s: line %d: a second YAML document: a scenario file holds one scenario", file, extra.Line)
+	}
 	if fs.Name == "" {
 		return nil, fmt.Errorf("%s: name: required", file)
 	}
 	sc := &Scenario{Name: fs.Name, Source: fs.Source, File: file}
+	// where prefixes every line, so that each of several errors found at
+	// once names the file.
 	where := func(format string, args ...any) error {
-		return fmt.Errorf("%s: scenario %s: %s", file, fs.Name, fmt.Sprintf(format, args...))
+		prefix := fmt.Sprintf("%s: scenario %s: ", file, fs.Name)
+		lines := strings.Split(fmt.Sprintf(format, args...), "\n")
+		return errors.New(prefix + strings.Join(lines, "\n"+prefix))
 	}
 	var err error
-	if fs.Cluster.Kind == yaml.ScalarNode {
-		if fs.Cluster.Value != "standard" {
-			return nil, where("cluster: %q is not a known cluster (want standard or an inline cluster)", fs.Cluster.Value)
+	switch {
+	case fs.Cluster.Inline != nil:
+		if sc.Cluster, err = inlineCluster(fs.Cluster.Inline); err != nil {
+			return nil, where("%v", err)
 		}
+	case fs.Cluster.Name == "standard":
 		sc.Cluster = Standard()
-	} else if sc.Cluster, err = inlineCluster(&fs.Cluster); err != nil {
-		return nil, where("cluster: %v", err)
+	case fs.Cluster.Name == "":
+		return nil, where("cluster: required: standard or an inline cluster")
+	default:
+		return nil, where("cluster: %q is not a known cluster (want standard or an inline cluster)", fs.Cluster.Name)
+	}
+	if len(fs.Steps) == 0 {
+		return nil, where("steps: required: a scenario has at least one step")
+	}
+	// pods holds the pods each step's probes see, to reject a pattern that
+	// names none: a misspelled name would otherwise quietly expect nothing.
+	pods := map[string]bool{}
+	for k := range sc.Cluster.Pods {
+		pods[k.String()] = true
 	}
 	for i, st := range fs.Steps {
 		var step Step
@@ -205,6 +269,12 @@ func Parse(data []byte, file string) (*Scenario, error) {
 			if n != 1 {
 				return nil, where("%s: want exactly one of apply, delete, label", path)
 			}
+			if act.Apply != nil && act.Apply.Kind == "Pod" {
+				pods[act.Apply.Key.String()] = true
+			}
+			if d := act.Delete; d != nil && d.Kind == "Pod" {
+				delete(pods, model.Key{Namespace: d.Namespace, Name: d.Name}.String())
+			}
 			step.Do = append(step.Do, act)
 		}
 		for j, p := range st.Probes {
@@ -221,6 +291,9 @@ func Parse(data []byte, file string) (*Scenario, error) {
 				return nil, where("%s.expect.default: %v", path, err)
 			}
 			if pr.Rules, err = expectRules(&p.Expect.Rules); err != nil {
+				return nil, where("%s.expect.rules%v", path, err)
+			}
+			if err := patternsMatch(pr.Rules, pods); err != nil {
 				return nil, where("%s.expect.rules%v", path, err)
 			}
 			step.Probes = append(step.Probes, pr)
@@ -294,6 +367,24 @@ func expectRules(n *yaml.Node) ([]ExpectRule, error) {
 	return out, nil
 }
 
+// patternsMatch reports the first rule with a pattern that matches none
+// of pods, "[3].to: ...".
+func patternsMatch(rules []ExpectRule, pods map[string]bool) error {
+	keys := make([]string, 0, len(pods))
+	for k := range pods {
+		keys = append(keys, k)
+	}
+	idx := newPodIndex(keys)
+	for i, r := range rules {
+		for _, p := range []struct{ name, pattern string }{{"from", r.From}, {"to", r.To}} {
+			if p.pattern != "" && len(idx.match(p.pattern)) == 0 {
+				return fmt.Errorf("[%d].%s: %q matches no pod", i, p.name, p.pattern)
+			}
+		}
+	}
+	return nil
+}
+
 // decodeNode turns an embedded YAML object into a validated API object.
 func decodeNode(n *yaml.Node, source string) (manifest.Object, error) {
 	var v any
@@ -307,45 +398,87 @@ func decodeNode(n *yaml.Node, source string) (manifest.Object, error) {
 	return manifest.DecodeObject(data, source)
 }
 
-func inlineCluster(n *yaml.Node) (*model.Cluster, error) {
-	var fc fileCluster
-	if err := n.Decode(&fc); err != nil {
-		return nil, err
-	}
-	c := model.NewCluster()
-	for _, ns := range fc.Namespaces {
-		model.SetNamespaceLabels(c.EnsureNamespace(ns.Name), ns.Labels)
+// inlineCluster validates and builds an inline cluster through apiconv and
+// manifest.Cluster, as if its namespaces and pods were manifests: the same
+// name, label, port and address rules, and no two pods with one address.
+// Errors name the scenario's fields ("cluster.pods[1].ports[0].port")
+// rather than the API's.
+func inlineCluster(fc *fileCluster) (*model.Cluster, error) {
+	var objs []manifest.Object
+	var errs []string
+	seen := map[string]bool{}
+	for i, fn := range fc.Namespaces {
+		path := fmt.Sprintf("cluster.namespaces[%d]", i)
+		ns, err := apiconv.Namespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fn.Name, Labels: fn.Labels}})
+		switch {
+		case err != nil:
+			errs = append(errs, scenarioErrors(path, err)...)
+		case seen["namespace "+ns.Name]:
+			errs = append(errs, field.Duplicate(field.NewPath(path, "name"), ns.Name).Error())
+		default:
+			seen["namespace "+ns.Name] = true
+			objs = append(objs, manifest.Object{Source: path, Kind: "Namespace", Key: model.Key{Name: ns.Name}, Model: ns})
+		}
 	}
 	for i, fp := range fc.Pods {
-		p := &model.Pod{Namespace: fp.Namespace, Name: fp.Name, Labels: fp.Labels, Node: fp.Node}
-		if p.Node == "" {
-			p.Node = "node1"
+		path := fmt.Sprintf("cluster.pods[%d]", i)
+		api := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fp.Namespace, Name: fp.Name, Labels: fp.Labels},
+			Spec:       corev1.PodSpec{NodeName: fp.Node, Containers: []corev1.Container{{Name: "serve"}}},
 		}
-		for _, s := range fp.IPs {
-			ip, err := netip.ParseAddr(s)
-			if err != nil {
-				return nil, fmt.Errorf("pods[%d].ips: %v", i, err)
-			}
-			p.IPs = append(p.IPs, ip)
+		if api.Spec.NodeName == "" {
+			api.Spec.NodeName = "node1"
 		}
-		if len(p.IPs) == 0 {
-			return nil, fmt.Errorf("pods[%d] (%s/%s): ips: required", i, fp.Namespace, fp.Name)
+		for _, ip := range fp.IPs {
+			api.Status.PodIPs = append(api.Status.PodIPs, corev1.PodIP{IP: ip})
 		}
-		for j, cp := range fp.Ports {
-			proto := model.TCP
-			if cp.Protocol != "" {
-				var err error
-				if proto, err = model.ParseProtocol(cp.Protocol); err != nil {
-					return nil, fmt.Errorf("pods[%d].ports[%d].protocol: %v", i, j, err)
-				}
-			}
-			p.Ports = append(p.Ports, model.ContainerPort{Name: cp.Name, Port: cp.Port, Protocol: proto})
+		for _, cp := range fp.Ports {
+			api.Spec.Containers[0].Ports = append(api.Spec.Containers[0].Ports,
+				corev1.ContainerPort{Name: cp.Name, ContainerPort: cp.Port, Protocol: corev1.Protocol(cp.Protocol)})
 		}
-		c.EnsureNamespace(p.Namespace)
-		c.Pods[p.Key()] = p
+		p, err := apiconv.Pod(api)
+		switch {
+		case err != nil:
+			errs = append(errs, scenarioErrors(path, err)...)
+		case len(p.IPs) == 0:
+			errs = append(errs, field.Required(field.NewPath(path, "ips"), "a scenario's pods have addresses").Error())
+		case seen["pod "+p.Key().String()]:
+			errs = append(errs, field.Duplicate(field.NewPath(path, "name"), p.Key().String()).Error())
+		default:
+			seen["pod "+p.Key().String()] = true
+			objs = append(objs, manifest.Object{Source: path + ".ips", Kind: "Pod", Key: p.Key(), Model: p})
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	c, err := manifest.Cluster(objs)
+	if err != nil {
+		return nil, err
 	}
 	addNode(c)
 	return c, nil
+}
+
+// apiFields renames the API fields apiconv reports to the scenario's own:
+// an inline pod is one container, its ports and its ips.
+var apiFields = strings.NewReplacer("metadata.", "", "spec.nodeName", "node",
+	"spec.containers[0].", "", "containerPort", "port", "status.podIPs", "ips")
+
+// scenarioErrors returns one line per field error of an apiconv error,
+// "cluster.pods[1].ports[0].port: Invalid value: ...".
+func scenarioErrors(path string, err error) []string {
+	var ae *apiconv.Error
+	if !errors.As(err, &ae) {
+		return []string{path + ": " + err.Error()}
+	}
+	var out []string
+	for _, fe := range ae.Errs {
+		e := *fe
+		e.Field = path + "." + apiFields.Replace(e.Field)
+		out = append(out, e.Error())
+	}
+	return out
 }
 
 // addNode gives every scenario cluster its node, as the standard cluster
