@@ -47,9 +47,10 @@ func addInput(fs *flag.FlagSet) *input {
 	return in
 }
 
-// load reads the cluster. A problem with the input is bad input (2); a
-// live cluster that cannot be reached is a failure (1); anything else the
-// readers return is palisade's fault (3), never bad input.
+// load reads the cluster. A problem with the input (manifests, the
+// kubeconfig, an invalid object) is bad input (2); a live cluster that
+// cannot be listed is a failure (1); any other error of the manifest
+// reader is palisade's fault (3), never bad input.
 func (in *input) load(s Streams) (*model.Cluster, error) {
 	if in.all && in.namespace != "" {
 		return nil, badInputf("-A and -n %s: give one of them", in.namespace)
