@@ -60,6 +60,11 @@ func silentExit(code int) error { return &exitError{code: code} }
 // exit code 3.
 func internalError(err error) error { return &exitError{code: 3, err: err} }
 
+// noAnswer marks a question that could not be answered for a reason
+// outside the input, such as a cluster that cannot be listed: exit code
+// 3 too, so that a script never takes it for a verdict (1 is DENY).
+func noAnswer(err error) error { return &exitError{code: 3, err: err} }
+
 // esc is the one escaping of every text writer and of Main's error
 // messages (see truth.Escape): names and values that reach a terminal
 // cannot move the cursor, clear the screen or forge a line.

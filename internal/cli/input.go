@@ -49,8 +49,8 @@ func addInput(fs *flag.FlagSet) *input {
 
 // load reads the cluster. A problem with the input (manifests, the
 // kubeconfig, an invalid object) is bad input (2); a live cluster that
-// cannot be listed is a failure (1); any other error of the manifest
-// reader is palisade's fault (3), never bad input.
+// cannot be listed gives no answer (3, never 1, which check uses for
+// DENY); any other error of the manifest reader is palisade's fault (3).
 func (in *input) load(s Streams) (*model.Cluster, error) {
 	if in.all && in.namespace != "" {
 		return nil, badInputf("-A and -n %s: give one of them", in.namespace)
@@ -68,7 +68,7 @@ func (in *input) load(s Streams) (*model.Cluster, error) {
 		case errors.Is(err, kube.ErrKubeconfig), errors.As(err, &ae):
 			return nil, badInput(err)
 		default:
-			return nil, err // the cluster's: unreachable, forbidden
+			return nil, noAnswer(err) // the cluster's: unreachable, forbidden
 		}
 		in.defaultNS = ns
 		if in.namespace != "" {

@@ -230,7 +230,8 @@ func TestLiveMatchesManifests(t *testing.T) {
 
 // TestLiveBadKubeconfig: a kubeconfig that cannot name a cluster (no such
 // context, no such file) is bad input, exit 2, and the message says
-// which; a server nobody listens on is a failure that names the server.
+// which; a server nobody listens on gives no answer (exit 3, never 1,
+// which check uses for DENY), and the message names the server.
 // No API server needed.
 func TestLiveBadKubeconfig(t *testing.T) {
 	dir := t.TempDir()
@@ -253,17 +254,17 @@ current-context: nowhere
 	}
 	for _, tt := range []struct {
 		args []string
-		code int // 0: any failure
+		code int
 		want []string
 	}{
 		{[]string{"matrix", "--kubeconfig", path, "--context", "prod"}, 2, []string{path, `no context "prod"`, "its contexts: nowhere"}},
 		{[]string{"explain", "--kubeconfig", path + ".missing"}, 2, []string{path + ".missing"}},
-		{[]string{"check", "--kubeconfig", path, "--from", "a", "--to", "b", "--port", "80"}, 0, []string{"context nowhere (https://127.0.0.1:1)", "connection refused"}},
+		{[]string{"check", "--kubeconfig", path, "--from", "a", "--to", "b", "--port", "80"}, 3, []string{"context nowhere (https://127.0.0.1:1)", "connection refused"}},
 	} {
 		code, out, errOut := run(t, "", tt.args...)
 		t.Logf("%v: exit %d: %s", tt.args, code, strings.TrimSpace(errOut))
-		if code == 0 || (tt.code != 0 && code != tt.code) || out != "" {
-			t.Errorf("%v: exit %d, want %d (0: any failure); stdout %q", tt.args, code, tt.code, out)
+		if code != tt.code || out != "" {
+			t.Errorf("%v: exit %d, want %d; stdout %q", tt.args, code, tt.code, out)
 		}
 		for _, w := range tt.want {
 			if !strings.Contains(errOut, w) {
