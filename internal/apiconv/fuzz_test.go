@@ -3,9 +3,14 @@ package apiconv
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -71,6 +76,43 @@ func FuzzPolicy(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// FuzzWorkload feeds arbitrary JSON, as one of the workload kinds, to
+// Workload: it must not panic, must return exactly one of a pod or an
+// *Error, and a pod it accepts is named for its workload with a
+// replica count that is not negative.
+func FuzzWorkload(f *testing.F) {
+	for _, s := range []string{
+		`{"metadata":{"name":"web"},"spec":{"replicas":2,"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"containers":[{"ports":[{"name":"http","containerPort":80}]}]}}}}`,
+		`{"metadata":{"name":"j"},"spec":{"parallelism":-1,"selector":{"matchExpressions":[{"key":"a","operator":"Exists"}]},"template":{"spec":{"hostNetwork":true}}}}`,
+		`{"metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"manualSelector":true,"template":{"metadata":{"labels":{"x":"y"}}}}}}}`,
+		`{"metadata":{"name":"rc"},"spec":{"selector":{"a":"b"},"template":{"metadata":{"labels":{"a":"c"}}}}}`,
+	} {
+		for kind := range uint8(len(WorkloadKinds)) {
+			f.Add(kind, []byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, kind uint8, data []byte) {
+		objs := []runtime.Object{&appsv1.Deployment{}, &appsv1.ReplicaSet{}, &appsv1.StatefulSet{}, &appsv1.DaemonSet{},
+			&batchv1.Job{}, &batchv1.CronJob{}, &corev1.ReplicationController{}}
+		obj := objs[int(kind)%len(objs)]
+		if json.Unmarshal(data, obj) != nil {
+			return
+		}
+		p, err := Workload(obj)
+		if err != nil {
+			var ae *Error
+			if !errors.As(err, &ae) || len(ae.Errs) == 0 || p != nil {
+				t.Fatalf("Workload() = %v, %v (%T), want nil and an *Error", p, err, err)
+			}
+			return
+		}
+		want := WorkloadKinds[int(kind)%len(objs)]
+		if p == nil || p.Workload != want || !strings.HasSuffix(p.Name, "["+want+"]") || p.Replicas < 0 || p.IPs != nil {
+			t.Fatalf("Workload() = %+v, want a %s pod", p, want)
 		}
 	})
 }

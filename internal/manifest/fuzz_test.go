@@ -35,6 +35,13 @@ func FuzzRead(f *testing.F) {
 		"apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {a: !!binary aGVsbG8=}}\nspec: {containers: [{ports: [{containerPort: 0x50}]}]}\n",
 		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 1e3}], clusterIP: .nan}\n",
 		"apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {addresses: [{type: InternalIP, address: 99999999999999999999999}]}\n",
+		"{\"apiVersion\": \"v1\", \"kind\": \"Namespace\", \"metadata\": {\"name\": \"a\"}}\n---\nkind: Pod\n",
+		"{\"a\": 1} null\n---\n{b: 2}\n",
+		"a: 1\n...\nb: 2\n--- # c\n----\n",
+		"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p}\nstatus: {conditions: [{type: x}]}\n",
+		"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {phase: Failed, podIP: 10.0.0.1}\n",
+		"apiVersion: apps/v1\nkind: deployments\n---\napiVersion: batch/v1\nkind: CronJobList\nitems: [{metadata: {name: c}}]\n",
+		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 1}, {port: 1}]}\n",
 	} {
 		f.Add([]byte(s))
 	}

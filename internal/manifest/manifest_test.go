@@ -260,11 +260,6 @@ func TestRead(t *testing.T) {
 			stdin: "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n--- {kind: Pod}\n",
 			errs:  []string{`<stdin>#1: yaml: line 4: invalid document separator: only a comment may follow --- on its line, not "{kind: Pod}"`},
 		},
-		{
-			name:  "a device",
-			paths: []string{"/dev/zero"},
-			errs:  []string{"/dev/zero: not a regular file (a character device): palisade reads files, directories and - (stdin)"},
-		},
 
 		{
 			name:  "stdin and a file",
