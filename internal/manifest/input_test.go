@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -204,5 +205,34 @@ func TestClusterErrors(t *testing.T) {
 				t.Errorf("Cluster() error mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestNotManifestFiles checks the one line for a directory's files that
+// hold no Kubernetes objects: it names the first few and counts the rest.
+func TestNotManifestFiles(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 10 {
+		name := filepath.Join(dir, fmt.Sprintf("values-%d.yaml", i))
+		if err := os.WriteFile(name, []byte("replicas: 2\n---\n- a\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name": "x"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var warn strings.Builder
+	objs, err := Read([]string{dir}, nil, &warn)
+	if err != nil || len(objs) != 0 {
+		t.Fatalf("Read() = %d objects, %v", len(objs), err)
+	}
+	var named []string
+	for _, n := range []string{"package.json", "values-0.yaml", "values-1.yaml", "values-2.yaml", "values-3.yaml", "values-4.yaml", "values-5.yaml", "values-6.yaml"} {
+		named = append(named, filepath.Join(dir, n))
+	}
+	want := "warning: skipped 11 files in directories that hold no Kubernetes objects (no apiVersion or kind): " +
+		strings.Join(named, ", ") + " and 3 more\n"
+	if warn.String() != want {
+		t.Errorf("Read() warned %q, want %q", warn.String(), want)
 	}
 }

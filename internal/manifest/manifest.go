@@ -15,7 +15,7 @@
 // apiVersion does not have (kind: networkpolicy) in the groups palisade
 // reads from. YAML scalars follow YAML 1.2: an unquoted y, yes or on is a
 // string (so a label value y stays "y"), and only true and false are
-// booleans. Inputs are bounded: a file or stdin of at most maxInputBytes,
+// booleans. Inputs are bounded: a file or stdin of at most 64 MiB,
 // only regular files (not devices or pipes), and alias expansion bounded
 // in bytes.
 //
@@ -198,8 +198,9 @@ func unknownKind(h header) error {
 			}
 		}
 	}
+	sort.Strings(same)
+	sort.Strings(other)
 	hint := append(same, other...)
-	sort.Strings(hint[len(same):])
 	msg := fmt.Sprintf("kind: Invalid value: %q: %s has no such kind (kubectl: no matches for kind)", h.Kind, h.APIVersion)
 	if len(hint) > 0 {
 		msg += "; did you mean " + strings.Join(hint, " or ") + "?"

@@ -87,10 +87,14 @@ func TestRead(t *testing.T) {
 			warn: []string{"warning: skipped 6 objects of kinds palisade does not read: ClusterRole (1), ConfigMap (2), Ingress (2), networkpolicy (1)"},
 		},
 		{
-			name:  "quiet",
+			name:  "quiet: no line for skipped objects or files",
 			paths: []string{"testdata/unknown.yaml", "testdata/tree"},
-			opt:   Options{Quiet: true},
-			want:  []string{"testdata/tree/a.yaml#1 Namespace tree"},
+			opt:   Options{Quiet: true, Recursive: true},
+			want: []string{
+				"testdata/tree/a/deep/pod.yaml#1 Pod default/deep",
+				"testdata/tree/a.yaml#1 Namespace tree",
+				"testdata/tree/b/svc.json#1 Service tree/s",
+			},
 		},
 		{
 			name:  "many kinds: the line names the first ones",

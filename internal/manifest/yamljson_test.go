@@ -114,6 +114,8 @@ func TestSplitDocumentsLikeKubectl(t *testing.T) {
 		{name: "separator with content", in: "a: 1\n--- {b: 2}\n", err: true},
 		{name: "four dashes", in: "a: 1\n----\nb: 2\n", err: true},
 		{name: "CRLF", in: "a: 1\r\n---\r\nb: 2\r\n", docs: 2},
+		{name: "byte order mark", in: "\ufeffa: 1\n---\nb: 2\n", docs: 2},
+		{name: "JSON with a byte order mark", in: "\ufeff{\"a\": 1}\n", docs: 1},
 		{name: "tab on line 5", in: "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\n\tlabels: {}\n", err: true},
 		{name: "tab in a value's indentation", in: "a: 1\nb:\n\tc: 2\n", err: true},
 		{name: "unclosed flow", in: "a: [\n", err: true},
