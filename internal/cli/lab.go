@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -89,7 +90,27 @@ func readObjects(s Streams, files []string) ([]manifest.Object, error) {
 	if _, err := manifest.Cluster(objs); err != nil {
 		return nil, badInput(err)
 	}
-	return objs, nil
+	return withoutWorkloads(s, objs), nil
+}
+
+// withoutWorkloads drops workloads with one warning line: the lab runs
+// no controllers, so a Deployment makes no pods there (the tools read it
+// as the pods its template makes).
+func withoutWorkloads(s Streams, objs []manifest.Object) []manifest.Object {
+	var keep []manifest.Object
+	var skipped []string
+	for _, o := range objs {
+		if p, ok := o.Model.(*model.Pod); ok && p.Workload != "" {
+			skipped = append(skipped, o.Kind+" "+o.Key.String())
+			continue
+		}
+		keep = append(keep, o)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(s.Err, "warning: the lab runs no controllers: skipped %d workloads (%s); give their pods as Pod manifests\n",
+			len(skipped), esc(strings.Join(skipped, ", ")))
+	}
+	return keep
 }
 
 func labUp(s Streams, args []string) error {

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"github.com/palisade-net/palisade/internal/fixture"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -108,5 +110,24 @@ func TestDemo(t *testing.T) {
 	}
 	if left, _ := netns.List("palisade-" + demoLab + "-"); len(left) > 0 {
 		t.Errorf("demo left namespaces behind: %v", left)
+	}
+}
+
+// TestLabSkipsWorkloads: the lab has no controllers, so a Deployment read
+// with the pods is dropped with one warning, never built as a pod.
+func TestLabSkipsWorkloads(t *testing.T) {
+	var errb bytes.Buffer
+	in := "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c, image: nginx}]}\n---\n" +
+		"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}}\n"
+	objs, err := readObjects(Streams{In: strings.NewReader(in), Out: io.Discard, Err: &errb}, []string{"-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objs) != 1 || objs[0].Kind != "Pod" || objs[0].Key.Name != "web" {
+		t.Errorf("objects = %v, want pod web only", objs)
+	}
+	want := "warning: the lab runs no controllers: skipped 1 workloads (Deployment default/api); give their pods as Pod manifests\n"
+	if errb.String() != want {
+		t.Errorf("stderr = %q, want %q", errb.String(), want)
 	}
 }

@@ -35,10 +35,6 @@ func (failing) Read([]byte) (int, error) { return 0, errors.New("read failed") }
 // promptly, instead of a hang or an out-of-memory crash.
 func TestReadBounds(t *testing.T) {
 	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo.yaml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	fifoDir := filepath.Join(dir, "d")
 	if err := os.Mkdir(fifoDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -64,8 +60,6 @@ func TestReadBounds(t *testing.T) {
 	}{
 		{name: "/dev/zero", paths: []string{"/dev/zero"},
 			err: "/dev/zero: not a regular file (a character device): palisade reads files, directories and - (stdin)"},
-		{name: "a named pipe, with no writer", paths: []string{fifo},
-			err: fifo + ": not a regular file (a named pipe): palisade reads files, directories and - (stdin)"},
 		{name: "a named pipe in a directory", paths: []string{fifoDir},
 			err: filepath.Join(fifoDir, "x.yaml") + ": not a regular file (a named pipe): palisade reads files, directories and - (stdin)"},
 		{name: "a file over the limit", paths: []string{huge},
@@ -92,6 +86,42 @@ func TestReadBounds(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("Read() hangs")
+			}
+		})
+	}
+}
+
+// TestReadNamedPipe: a pipe named with -f (`-f <(helm template …)`) is
+// read like stdin, under the same bound.
+func TestReadNamedPipe(t *testing.T) {
+	const pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec: {containers: [{name: c, image: nginx}]}\n"
+	for _, tt := range []struct {
+		name  string
+		write func(w io.Writer)
+		err   string
+	}{
+		{name: "a manifest", write: func(w io.Writer) { io.WriteString(w, pod) }},
+		{name: "endless", write: func(w io.Writer) { io.Copy(w, endless{}) }, err: ": more than 64 MiB: palisade reads no larger manifests"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "fifo.yaml")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			go func() {
+				f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+				if err != nil {
+					return
+				}
+				defer f.Close()
+				tt.write(f)
+			}()
+			objs, err := Read([]string{fifo}, nil, io.Discard)
+			switch {
+			case tt.err == "" && (err != nil || len(objs) != 1 || objs[0].Key.Name != "web"):
+				t.Errorf("Read(fifo) = %v, %v; want pod web", objs, err)
+			case tt.err != "" && (err == nil || err.Error() != fifo+tt.err):
+				t.Errorf("Read(fifo) error = %v, want %s%s", err, fifo, tt.err)
 			}
 		})
 	}

@@ -15,9 +15,9 @@
 // apiVersion does not have (kind: networkpolicy) in the groups palisade
 // reads from. YAML scalars follow YAML 1.2: an unquoted y, yes or on is a
 // string (so a label value y stays "y"), and only true and false are
-// booleans. Inputs are bounded: a file or stdin of at most 64 MiB,
-// only regular files (not devices or pipes), and alias expansion bounded
-// in bytes.
+// booleans. Inputs are bounded: a file, pipe or stdin of at most 64 MiB,
+// only regular files and pipes (not devices or sockets), and alias
+// expansion bounded in bytes.
 //
 // manifest imports model and apiconv; it knows nothing of the engine, the
 // dataplane or clients.
@@ -322,10 +322,11 @@ type reader struct {
 	objs   []Object
 	errs   []error
 
-	skipped  map[string]int // objects of other kinds, by kind
-	finished int            // finished pods
-	statuses int            // NetworkPolicies with a status field
-	notObjs  []string       // files in directories without Kubernetes objects
+	skipped      map[string]int // objects of other kinds, by kind
+	finished     int            // finished pods
+	scaledToZero int            // workloads that run no pods
+	statuses     int            // NetworkPolicies with a status field
+	notObjs      []string       // files in directories without Kubernetes objects
 }
 
 func (r *reader) fail(err *Error) { r.errs = append(r.errs, err) }
@@ -388,10 +389,13 @@ func (r *reader) dir(p string) {
 	}
 }
 
-// file reads a regular file; inDir says it was found in a directory, not
-// named.
+// file reads a regular file, or a pipe named with -f; inDir says it was
+// found in a directory, not named.
 func (r *reader) file(name string, fi fs.FileInfo, inDir bool) {
-	if !fi.Mode().IsRegular() {
+	// A pipe named on the command line is read like stdin (`-f <(helm
+	// template …)`), bounded the same way; devices and sockets never.
+	pipe := fi.Mode()&fs.ModeNamedPipe != 0 && !inDir
+	if !fi.Mode().IsRegular() && !pipe {
 		r.fail(&Error{Source: name, Err: fmt.Errorf("not a regular file (%s): palisade reads files, directories and - (stdin)", fileType(fi.Mode()))})
 		return
 	}
@@ -691,6 +695,10 @@ func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep 
 		m, err = apiconv.Policy(o)
 	default:
 		m, err = apiconv.Workload(o)
+		if err == nil && scaledToZero(o) && !r.single {
+			r.scaledToZero++
+			return Object{}, false, nil
+		}
 	}
 	if err != nil {
 		return Object{}, false, err
@@ -701,6 +709,28 @@ func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep 
 		API:   api,
 		Model: m,
 	}, true, nil
+}
+
+// scaledToZero reports whether a workload says it runs no pods
+// (replicas or parallelism 0): it then stands for no pod, as a finished
+// pod stands for none.
+func scaledToZero(o runtime.Object) bool {
+	zero := func(n *int32) bool { return n != nil && *n == 0 }
+	switch o := o.(type) {
+	case *appsv1.Deployment:
+		return zero(o.Spec.Replicas)
+	case *appsv1.ReplicaSet:
+		return zero(o.Spec.Replicas)
+	case *appsv1.StatefulSet:
+		return zero(o.Spec.Replicas)
+	case *corev1.ReplicationController:
+		return zero(o.Spec.Replicas)
+	case *batchv1.Job:
+		return zero(o.Spec.Parallelism)
+	case *batchv1.CronJob:
+		return zero(o.Spec.JobTemplate.Spec.Parallelism)
+	}
+	return false
 }
 
 // maxNamed bounds the kinds and files a warning line names.
@@ -729,6 +759,9 @@ func (r *reader) warnings(w io.Writer) {
 	}
 	if r.finished > 0 {
 		parts = append(parts, fmt.Sprintf("ignored %s (status.phase Succeeded or Failed)", count(r.finished, "finished pod")))
+	}
+	if r.scaledToZero > 0 {
+		parts = append(parts, fmt.Sprintf("ignored %s scaled to zero (replicas or parallelism 0: no pods)", count(r.scaledToZero, "workload")))
 	}
 	if r.statuses > 0 {
 		parts = append(parts, fmt.Sprintf("ignored the status field of %s (no longer in the API)", count(r.statuses, "NetworkPolicy")))

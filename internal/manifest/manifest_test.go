@@ -235,6 +235,15 @@ func TestRead(t *testing.T) {
 			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1); ignored 2 finished pods (status.phase Succeeded or Failed)"},
 		},
 		{
+			name:  "workloads scaled to zero stand for no pods",
+			paths: []string{"-"},
+			stdin: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: off}\nspec: {replicas: 0, selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}}\n---\n" +
+				"apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec: {parallelism: 0, template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}}\n---\n" +
+				"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: on}\nspec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: i}]}}}\n",
+			want: []string{"<stdin>#3 Deployment default/on"},
+			warn: []string{"warning: ignored 2 workloads scaled to zero (replicas or parallelism 0: no pods)"},
+		},
+		{
 			name:  "repeated Service port",
 			paths: []string{"-"},
 			stdin: "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{name: a, port: 80}, {name: b, port: 80, targetPort: 8080}]}\n",
