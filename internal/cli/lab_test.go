@@ -2,12 +2,12 @@ package cli
 
 import (
 	"bytes"
-	"github.com/palisade-net/palisade/internal/fixture"
 	"io"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/lab"
 	"github.com/palisade-net/palisade/internal/lab/netns"
 )
