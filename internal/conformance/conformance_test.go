@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -224,5 +225,40 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Parse error = %v\nwant %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// Expected, which indexes the patterns, gives the table of the format's
+// plain reading: for every pair, the last rule that matches it wins.
+func TestExpectedIsLastMatchingRule(t *testing.T) {
+	pods := Standard().SortedPods()
+	patterns := []string{"", "*", "*/*", "x/*", "z/*", "*/a", "*/c", "x/a", "y/b", "z/c", "w/*", "x"}
+	matches := func(pattern string, p *model.Pod) bool {
+		if pattern == "" || pattern == "*" {
+			return true
+		}
+		ns, name, _ := strings.Cut(pattern, "/")
+		return (ns == "*" || ns == p.Namespace) && (name == "*" || name == p.Name)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		pr := Probe{Port: 80, Protocol: model.TCP, Default: r.IntN(2) == 0}
+		for range r.IntN(12) {
+			pr.Rules = append(pr.Rules, ExpectRule{From: patterns[r.IntN(len(patterns))], To: patterns[r.IntN(len(patterns))], Allow: r.IntN(2) == 0})
+		}
+		g := Expected(pods, pr)
+		for i, from := range pods {
+			for j, to := range pods {
+				want := pr.Default
+				for _, rule := range pr.Rules {
+					if matches(rule.From, from) && matches(rule.To, to) {
+						want = rule.Allow
+					}
+				}
+				if want = want || i == j; g.Allow[i][j] != want {
+					t.Fatalf("%+v: %s -> %s = %v, want %v", pr, from.Key(), to.Key(), g.Allow[i][j], want)
+				}
+			}
+		}
 	}
 }

@@ -161,7 +161,8 @@ func newPodIndex(keys []string) *podIndex {
 }
 
 // match returns the pods a pattern names (FORMAT.md: ns/pod where either
-// side may be *; an empty pattern or * is every pod), in key order.
+// side may be *; an empty pattern or * is every pod), in the order of the
+// keys the index was built from.
 func (x *podIndex) match(pattern string) []int {
 	if pattern == "" || pattern == "*" {
 		return x.all

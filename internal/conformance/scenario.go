@@ -317,7 +317,7 @@ func verdict(s string) (bool, error) {
 // expectRules reads expect.rules from its YAML node. It walks the node
 // rather than letting yaml.v3 decode it into structs: an expectation may
 // list tens of thousands of pairs, and reflection over each of their
-// scalars cost more than running the scenario. Errors start with the
+// scalars cost about as much as running the scenario. Errors start with the
 // rule's index, "[3].verdict: ...".
 func expectRules(n *yaml.Node) ([]ExpectRule, error) {
 	if n.Kind == 0 || n.ShortTag() == "!!null" {
