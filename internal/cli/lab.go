@@ -294,11 +294,16 @@ func labMatrix(s Streams, args []string) error {
 	var ports stringList
 	fs.Var(&ports, "port", "port to probe, 80/TCP (repeatable; default 80/TCP)")
 	timeout := fs.Duration("timeout", 500*time.Millisecond, "how long a connection may take")
+	ipv6 := fs.Bool("6", false, "probe the pods' IPv6 addresses")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
 	if len(ports) == 0 {
 		ports = stringList{"80/TCP"}
+	}
+	fam := netip.IPv4Unspecified()
+	if *ipv6 {
+		fam = netip.IPv6Unspecified()
 	}
 	l, err := lab.Load(lf.name)
 	if err != nil {
@@ -313,7 +318,7 @@ func labMatrix(s Streams, args []string) error {
 		if err != nil {
 			return badInput(err)
 		}
-		g, skipped, err := obs.ProbeLab(context.Background(), l, c.SortedPods(), port, proto)
+		g, skipped, err := obs.ProbeLab(context.Background(), l, c.SortedPods(), fam, port, proto)
 		if err != nil {
 			return err
 		}
@@ -327,7 +332,7 @@ func labMatrix(s Streams, args []string) error {
 		if err := truth.WriteGrid(s.Out, g); err != nil {
 			return err
 		}
-		diffs := truth.Diff(truth.Predict(e, c.SortedPods(), netip.IPv4Unspecified(), port, proto), g)
+		diffs := truth.Diff(truth.Predict(e, c.SortedPods(), fam, port, proto), g)
 		if len(diffs) == 0 {
 			fmt.Fprintln(s.Out, "observed = predicted")
 		}

@@ -214,6 +214,9 @@ func TestParseErrors(t *testing.T) {
 			`bad.yaml: scenario bad: steps[0].probes[0].expect.rules[0].verdict: required: want allow or deny`},
 		{"protocol", "name: bad\ncluster: standard\nsteps:\n- probes:\n  - {port: 80, protocol: ICMP, expect: {default: allow}}\n",
 			`bad.yaml: scenario bad: steps[0].probes[0].protocol: "ICMP": want TCP, UDP or SCTP`},
+		{"family", "name: bad\ncluster: standard\nsteps:\n- probes:\n  - {family: ipv6, port: 80, protocol: TCP, expect: {default: allow}}\n",
+			`bad.yaml: scenario bad: steps[0].probes[0].family: "ipv6": want IPv4 or IPv6`},
+		{"family IPv6", "name: ok\ncluster: standard\nsteps:\n- probes:\n  - {family: IPv6, port: 80, protocol: TCP, expect: {default: allow}}\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

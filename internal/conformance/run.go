@@ -21,7 +21,7 @@ type Observer interface {
 	Sync(ctx context.Context, c *model.Cluster) error
 	// Probe connects between every ordered pair of pods on port/proto.
 	// skipped is true when the machine cannot probe proto (no SCTP).
-	Probe(ctx context.Context, pods []*model.Pod, port uint16, proto model.Protocol) (g *truth.Grid, skipped bool, err error)
+	Probe(ctx context.Context, pods []*model.Pod, fam netip.Addr, port uint16, proto model.Protocol) (g *truth.Grid, skipped bool, err error)
 	// Teardown removes everything Setup made.
 	Teardown() error
 }
@@ -77,24 +77,27 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 		var exp, pred, seen truth.Step
 		for _, pr := range st.Probes {
 			want := Expected(pods, pr)
-			got := truth.Predict(e, pods, netip.IPv4Unspecified(), pr.Port, pr.Protocol)
-			exp.Probes = append(exp.Probes, want.Table())
-			pred.Probes = append(pred.Probes, got.Table())
+			got := truth.Predict(e, pods, pr.Family, pr.Port, pr.Protocol)
+			exp.Probes = append(exp.Probes, familyTable(want, pr.Family))
+			pred.Probes = append(pred.Probes, familyTable(got, pr.Family))
 			where := fmt.Sprintf("step %d, %d/%s", i+1, pr.Port, pr.Protocol)
+			if pr.Family.Is6() {
+				where += " IPv6"
+			}
 			for _, d := range truth.Diff(want, got) {
 				fail("%s, predicted: %s", where, d)
 			}
 			if obs == nil {
 				continue
 			}
-			obsGrid, skipped, err := obs.Probe(ctx, pods, pr.Port, pr.Protocol)
+			obsGrid, skipped, err := obs.Probe(ctx, pods, pr.Family, pr.Port, pr.Protocol)
 			switch {
 			case err != nil:
 				fail("%s, observed: %v", where, err)
 			case skipped:
 				res.Skipped++
 			default:
-				seen.Probes = append(seen.Probes, obsGrid.Table())
+				seen.Probes = append(seen.Probes, familyTable(obsGrid, pr.Family))
 				for _, d := range truth.Diff(want, obsGrid) {
 					fail("%s, observed: %s", where, d)
 				}
@@ -107,6 +110,15 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 		}
 	}
 	return res
+}
+
+// familyTable is g's table, marked IPv6 when the probe was.
+func familyTable(g *truth.Grid, fam netip.Addr) truth.Table {
+	t := g.Table()
+	if fam.Is6() {
+		t.Family = "IPv6"
+	}
+	return t
 }
 
 // Expected builds the table a probe expects: the default, then each rule in

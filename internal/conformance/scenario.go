@@ -65,6 +65,10 @@ type LabelAction struct {
 // Probe is one port and protocol probed between every pair, and the
 // expectation.
 type Probe struct {
+	// Family is the address family probed: the unspecified address of
+	// IPv4 (the default) or IPv6. A pod is reached at its address of
+	// that family.
+	Family   netip.Addr
 	Port     uint16
 	Protocol model.Protocol
 	Default  bool // allow
@@ -114,6 +118,7 @@ type fileAction struct {
 }
 
 type fileProbe struct {
+	Family   string `yaml:"family"`
 	Port     uint16 `yaml:"port"`
 	Protocol string `yaml:"protocol"`
 	Expect   struct {
@@ -287,7 +292,14 @@ func Parse(data []byte, file string) (*Scenario, error) {
 			if p.Port == 0 {
 				return nil, where("%s.port: required, 1-65535", path)
 			}
-			pr := Probe{Port: p.Port, Protocol: proto}
+			pr := Probe{Family: netip.IPv4Unspecified(), Port: p.Port, Protocol: proto}
+			switch p.Family {
+			case "", "IPv4":
+			case "IPv6":
+				pr.Family = netip.IPv6Unspecified()
+			default:
+				return nil, where("%s.family: %q: want IPv4 or IPv6", path, p.Family)
+			}
 			if pr.Default, err = verdict(p.Expect.Default); err != nil {
 				return nil, where("%s.expect.default: %v", path, err)
 			}

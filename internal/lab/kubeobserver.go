@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"time"
@@ -207,12 +208,12 @@ func (o *KubeObserver) enforced(c *model.Cluster) string {
 }
 
 // Probe connects every ordered pair of pods, as Observer.Probe does.
-func (o *KubeObserver) Probe(ctx context.Context, pods []*model.Pod, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
+func (o *KubeObserver) Probe(ctx context.Context, pods []*model.Pod, fam netip.Addr, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
 	l, err := Load(o.Name)
 	if err != nil {
 		return nil, false, err
 	}
-	return (&Observer{Timeout: o.Timeout}).ProbeLab(ctx, l, pods, port, proto)
+	return (&Observer{Timeout: o.Timeout}).ProbeLab(ctx, l, pods, fam, port, proto)
 }
 
 // Teardown deletes the scenario's policies and removes the lab (its nodes

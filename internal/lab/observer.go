@@ -68,14 +68,14 @@ func (o *Observer) Sync(ctx context.Context, c *model.Cluster) error {
 	return o.servers.Sync(o.lab)
 }
 
-// Probe connects every ordered pair of pods to the destination's IPv4
-// address. SCTP is reported as skipped: the lab cannot probe it.
-func (o *Observer) Probe(ctx context.Context, pods []*model.Pod, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
-	return o.ProbeLab(ctx, o.lab, pods, port, proto)
+// Probe connects every ordered pair of pods to the destination's address
+// of family fam. SCTP is reported as skipped: the lab cannot probe it.
+func (o *Observer) Probe(ctx context.Context, pods []*model.Pod, fam netip.Addr, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
+	return o.ProbeLab(ctx, o.lab, pods, fam, port, proto)
 }
 
 // ProbeLab probes every ordered pair of pods of l, as Probe does.
-func (o *Observer) ProbeLab(ctx context.Context, l *Lab, pods []*model.Pod, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
+func (o *Observer) ProbeLab(ctx context.Context, l *Lab, pods []*model.Pod, fam netip.Addr, port uint16, proto model.Protocol) (*truth.Grid, bool, error) {
 	if proto == model.SCTP {
 		return nil, true, nil
 	}
@@ -91,7 +91,7 @@ func (o *Observer) ProbeLab(ctx context.Context, l *Lab, pods []*model.Pod, port
 	var reqs []ProbeReq
 	for _, from := range pods {
 		for _, to := range pods {
-			ip, ok := to.IP(netip.IPv4Unspecified())
+			ip, ok := to.IP(fam)
 			if !ok {
 				continue
 			}

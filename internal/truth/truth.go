@@ -20,6 +20,9 @@ import (
 // Table is a truth table for one port and protocol. Allowed[from] lists,
 // sorted, every pod that from can reach; every pod appears as a key.
 type Table struct {
+	// Family is "IPv6" for a table of the pods' IPv6 addresses; empty
+	// (IPv4) otherwise, as the contract's tables have no family.
+	Family   string              `json:"family,omitempty"`
 	Port     uint16              `json:"port"`
 	Protocol string              `json:"protocol"`
 	Allowed  map[string][]string `json:"allowed"`
