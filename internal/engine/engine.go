@@ -82,20 +82,20 @@ func (c Changes) Empty() bool {
 // New returns an empty engine.
 func New() *Engine {
 	return &Engine{
-		namespaces:   map[string]*model.Namespace{},
-		pods:         map[model.Key]*model.Pod{},
-		podsByNS:     map[string]map[model.Key]*model.Pod{},
-		byIP:         map[netip.Addr]model.Key{},
-		nodes:        map[string]*model.Node{},
-		nodeIPs:      map[netip.Addr]string{},
-		policies:     map[model.Key]*Policy{},
-		selectors:    map[string]*selector{},
-		nsScoped:     map[string]map[*selector]struct{}{},
-		global:       map[*selector]struct{}{},
-		targets:      map[model.Key]map[*selector]struct{}{},
-		namedByAddr:  map[model.Key]struct{}{},
-		dirty:        newChanges(),
-		dirtySels:    map[*selector]struct{}{},
+		namespaces:  map[string]*model.Namespace{},
+		pods:        map[model.Key]*model.Pod{},
+		podsByNS:    map[string]map[model.Key]*model.Pod{},
+		byIP:        map[netip.Addr]model.Key{},
+		nodes:       map[string]*model.Node{},
+		nodeIPs:     map[netip.Addr]string{},
+		policies:    map[model.Key]*Policy{},
+		selectors:   map[string]*selector{},
+		nsScoped:    map[string]map[*selector]struct{}{},
+		global:      map[*selector]struct{}{},
+		targets:     map[model.Key]map[*selector]struct{}{},
+		namedByAddr: map[model.Key]struct{}{},
+		dirty:       newChanges(),
+		dirtySels:   map[*selector]struct{}{},
 	}
 }
 
