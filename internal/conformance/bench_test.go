@@ -1,24 +1,28 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
 	"github.com/palisade-net/palisade/internal/truth"
 )
 
-// writeBench, when set, makes TestWriteBenchFiles write the generated
+// writeBench, when set, makes TestBenchFiles write the generated
 // scenario and equivalent manifests there, to time the CLI on them
 // (BENCHMARKS.md, "Conformance runner: explicit-pair expectations").
 var writeBench = flag.String("write-bench", "", "directory to write the generated explicit-pair scenario and manifests to")
@@ -193,18 +197,49 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// TestWriteBenchFiles writes the generated scenario and the equivalent
-// manifests when -write-bench is given, to time `palisade conformance run`
-// against `palisade matrix` on them.
-func TestWriteBenchFiles(t *testing.T) {
-	if *writeBench == "" {
-		t.Skip("no -write-bench directory")
+// TestBenchFiles checks the benchmark's inputs: the generated scenario
+// passes on the engine (its explicit pairs are the prediction), and the
+// manifests give the same matrix, so that timing `palisade conformance run`
+// against `palisade matrix` on them compares like with like. With
+// -write-bench DIR it leaves them there (BENCHMARKS.md).
+func TestBenchFiles(t *testing.T) {
+	dir := *writeBench
+	if dir == "" {
+		dir = t.TempDir()
 	}
 	sc, list := genPairsScenario(t, benchSeed)
-	if err := os.WriteFile(filepath.Join(*writeBench, "bench-explicit-pairs.yaml"), sc, 0o644); err != nil {
+	scPath := filepath.Join(dir, "bench-explicit-pairs.yaml")
+	listPath := filepath.Join(dir, "bench-explicit-pairs-manifests.json")
+	if err := os.WriteFile(scPath, sc, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(*writeBench, "bench-explicit-pairs-manifests.json"), list, 0o644); err != nil {
+	if err := os.WriteFile(listPath, list, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	parsed, err := Parse(sc, scPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := Run(context.Background(), parsed, nil)
+	if !res.Pass {
+		t.Fatalf("the generated scenario fails on the engine: %v", res.Failures[:min(len(res.Failures), 5)])
+	}
+	objs, err := manifest.Read([]string{listPath}, nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := manifest.Cluster(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine.FromCluster(c)
+	got := truth.Predict(e, e.Pods(), netip.IPv4Unspecified(), 80, model.TCP).Table()
+	if want := res.Expected.Steps[0].Probes[0]; !reflect.DeepEqual(got.Allowed, want.Allowed) {
+		t.Errorf("the manifests' matrix differs from the scenario's expectation")
+	}
+	pairs := 0
+	for _, to := range got.Allowed {
+		pairs += len(to)
+	}
+	t.Logf("%d pods, %d allowed pairs, scenario %d KB", len(got.Allowed), pairs, len(sc)>>10)
 }
