@@ -327,6 +327,7 @@ type reader struct {
 	scaledToZero int            // workloads that run no pods
 	statuses     int            // NetworkPolicies with a status field
 	notObjs      []string       // files in directories without Kubernetes objects
+	subdirs      []string       // subdirectories not read (no -R)
 }
 
 func (r *reader) fail(err *Error) { r.errs = append(r.errs, err) }
@@ -369,6 +370,8 @@ func (r *reader) dir(p string) {
 		if e.IsDir() {
 			if r.opt.Recursive {
 				r.dir(name)
+			} else {
+				r.subdirs = append(r.subdirs, name)
 			}
 			continue
 		}
@@ -769,15 +772,23 @@ func (r *reader) warnings(w io.Writer) {
 	if len(parts) > 0 {
 		fmt.Fprintf(w, "warning: %s\n", strings.Join(parts, "; "))
 	}
-	if n := len(r.notObjs); n > 0 {
-		named := r.notObjs
-		more := ""
-		if n > maxNamed {
-			named, more = named[:maxNamed], fmt.Sprintf(" and %d more", n-maxNamed)
-		}
-		fmt.Fprintf(w, "warning: skipped %s in directories that hold no Kubernetes objects (no apiVersion or kind): %s%s\n",
-			count(n, "file"), strings.Join(named, ", "), more)
+	if len(r.notObjs) > 0 {
+		fmt.Fprintf(w, "warning: skipped %s in directories that hold no Kubernetes objects (no apiVersion or kind): %s\n",
+			count(len(r.notObjs), "file"), someOf(r.notObjs))
 	}
+	if len(r.subdirs) > 0 {
+		// kubectl says nothing; a matrix computed without them is a
+		// partial answer, so say it.
+		fmt.Fprintf(w, "warning: skipped %s (give -R to read them): %s\n", count(len(r.subdirs), "subdirectory"), someOf(r.subdirs))
+	}
+}
+
+// someOf lists at most maxNamed names, and how many more there are.
+func someOf(names []string) string {
+	if n := len(names); n > maxNamed {
+		return strings.Join(names[:maxNamed], ", ") + fmt.Sprintf(" and %d more", n-maxNamed)
+	}
+	return strings.Join(names, ", ")
 }
 
 // count renders "1 pod", "2 pods", "2 NetworkPolicies".

@@ -63,6 +63,7 @@ func TestRead(t *testing.T) {
 				"testdata/dir/b.json#2 Pod a/c",
 				"testdata/dir/c.yml#1 Node node-1",
 			},
+			warn: []string{"warning: skipped 1 subdirectory (give -R to read them): testdata/dir/sub"},
 		},
 		{
 			name:  "List and PodList, with a skipped item",
@@ -158,7 +159,8 @@ func TestRead(t *testing.T) {
 			name:  "directory, not recursive",
 			paths: []string{"testdata/tree"},
 			want:  []string{"testdata/tree/a.yaml#1 Namespace tree"},
-			warn:  []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)"},
+			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)",
+				"warning: skipped 2 subdirectories (give -R to read them): testdata/tree/a, testdata/tree/b"},
 		},
 		{
 			name:  "a file without objects named explicitly is an error",
