@@ -194,7 +194,15 @@ func LoadPaths(paths []string) ([]*Scenario, error) {
 
 // Parse reads one scenario. It uses a YAML 1.2 reader, so that namespace
 // "y" stays a string.
-func Parse(data []byte, file string) (*Scenario, error) {
+func Parse(data []byte, file string) (*Scenario, error) { return parse(data, file, true) }
+
+// parse is Parse; lift says whether liftRules may read rules blocks
+// (tests compare both ways).
+func parse(data []byte, file string, lift bool) (*Scenario, error) {
+	var lifted [][]ExpectRule
+	if lift {
+		data, lifted = liftRules(data)
+	}
 	var fs fileScenario
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -303,7 +311,7 @@ func Parse(data []byte, file string) (*Scenario, error) {
 			if pr.Default, err = verdict(p.Expect.Default); err != nil {
 				return nil, where("%s.expect.default: %v", path, err)
 			}
-			if pr.Rules, err = expectRules(&p.Expect.Rules); err != nil {
+			if pr.Rules, err = expectRules(&p.Expect.Rules, lifted); err != nil {
 				return nil, where("%s.expect.rules%v", path, err)
 			}
 			if err := patternsMatch(pr.Rules, pods); err != nil {
@@ -329,11 +337,17 @@ func verdict(s string) (bool, error) {
 // expectRules reads expect.rules from its YAML node. It walks the node
 // rather than letting yaml.v3 decode it into structs: an expectation may
 // list tens of thousands of pairs, and reflection over each of their
-// scalars cost about as much as running the scenario. Errors start with the
-// rule's index, "[3].verdict: ...".
-func expectRules(n *yaml.Node) ([]ExpectRule, error) {
+// scalars cost about as much as running the scenario. A block that
+// liftRules read is a tagged scalar naming it in lifted. Errors start
+// with the rule's index, "[3].verdict: ...".
+func expectRules(n *yaml.Node, lifted [][]ExpectRule) ([]ExpectRule, error) {
 	if n.Kind == 0 || n.ShortTag() == "!!null" {
 		return nil, nil
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == liftedTag {
+		if rules, ok := liftedBlock(lifted, n.Value); ok {
+			return rules, nil
+		}
 	}
 	if n.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf(": line %d: want a list of rules", n.Line)
