@@ -106,6 +106,18 @@ var readManifests = func(in *input, s Streams) (*model.Cluster, error) {
 	return manifest.Cluster(objs)
 }
 
+// describe names the input for a document's scenario field: the -f
+// paths, or the kubeconfig and its context.
+func (in *input) describe() string {
+	if in.kubeconfig == "" {
+		return strings.Join(in.files, ",")
+	}
+	if in.context != "" {
+		return in.kubeconfig + " context " + in.context
+	}
+	return in.kubeconfig
+}
+
 // shows reports whether the tool reports on namespace ns: every namespace
 // with -A, only -n's with -n, and for a live cluster without either only
 // the context's (as kubectl get does); every namespace for manifests.

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
@@ -60,7 +59,7 @@ func runMatrix(s Streams, args []string) error {
 			pods = append(pods, p)
 		}
 	}
-	doc := truth.Document{Scenario: strings.Join(in.files, ","), Steps: []truth.Step{{}}}
+	doc := truth.Document{Scenario: in.describe(), Steps: []truth.Step{{}}}
 	for i, pr := range probes {
 		g := truth.Predict(e, pods, fam, pr.port, pr.proto)
 		if *out == "json" {
