@@ -43,8 +43,10 @@ type Engine struct {
 	// namedByAddr holds the policies with an egress rule that has named
 	// ports and no peers or an ipBlock peer: its named ports resolve on
 	// pods chosen by address, not by selector, so a pod coming, going or
-	// changing its addresses or ports may change them.
-	namedByAddr map[model.Key]struct{}
+	// changing its addresses or ports there may change them. The value is
+	// the union of those rules' blocks, nil when a rule has no peers
+	// (every pod counts).
+	namedByAddr map[model.Key]*netipx.IPSet
 
 	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
 	dirty     Changes
@@ -93,7 +95,7 @@ func New() *Engine {
 		nsScoped:    map[string]map[*selector]struct{}{},
 		global:      map[*selector]struct{}{},
 		targets:     map[model.Key]map[*selector]struct{}{},
-		namedByAddr: map[model.Key]struct{}{},
+		namedByAddr: map[model.Key]*netipx.IPSet{},
 		dirty:       newChanges(),
 		dirtySels:   map[*selector]struct{}{},
 	}
@@ -212,7 +214,7 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
 	if changed {
-		e.dirtyNamedByAddr()
+		e.dirtyNamedByAddr(old, p)
 	}
 	for s := range e.nsScoped[p.Namespace] {
 		e.reselect(s, p, changed)
@@ -243,7 +245,7 @@ func (e *Engine) DeletePod(k model.Key) {
 	}
 	e.dirty.Pods[k] = struct{}{}
 	e.isolation = nil
-	e.dirtyNamedByAddr()
+	e.dirtyNamedByAddr(p, nil)
 	for s := range e.nsScoped[k.Namespace] {
 		e.drop(s, k)
 	}
@@ -269,9 +271,21 @@ func (e *Engine) UpsertPolicy(p *model.Policy) {
 	pol := e.compile(p)
 	e.policies[k] = pol
 	delete(e.namedByAddr, k)
+	var blocks netipx.IPSetBuilder
+	named, anyPod := false, false
 	for _, r := range pol.Rules[model.Egress] {
 		if len(r.Named) > 0 && (r.AllPeers || r.Blocks != nil) {
-			e.namedByAddr[k] = struct{}{}
+			named = true
+			anyPod = anyPod || r.AllPeers
+			if r.Blocks != nil {
+				blocks.AddSet(r.Blocks)
+			}
+		}
+	}
+	if named {
+		e.namedByAddr[k] = nil
+		if !anyPod {
+			e.namedByAddr[k], _ = blocks.IPSet()
 		}
 	}
 	e.dirty.Policies[k] = struct{}{}
@@ -279,11 +293,19 @@ func (e *Engine) UpsertPolicy(p *model.Policy) {
 }
 
 // dirtyNamedByAddr marks the policies whose named ports resolve on pods
-// chosen by address, when a pod comes, goes or changes.
-func (e *Engine) dirtyNamedByAddr() {
-	for k := range e.namedByAddr {
-		e.dirty.Policies[k] = struct{}{}
+// chosen by address, when a pod comes, goes or changes (old and p, either
+// may be nil): those with no peers always, those with blocks when one of
+// the pod's addresses, before or after, is inside them.
+func (e *Engine) dirtyNamedByAddr(old, p *model.Pod) {
+	for k, blocks := range e.namedByAddr {
+		if blocks == nil || inBlocks(blocks, old) || inBlocks(blocks, p) {
+			e.dirty.Policies[k] = struct{}{}
+		}
 	}
+}
+
+func inBlocks(blocks *netipx.IPSet, p *model.Pod) bool {
+	return p != nil && slices.ContainsFunc(p.IPs, blocks.Contains)
 }
 
 // DeletePolicy removes a policy.

@@ -1091,3 +1091,38 @@ func TestWorkloadReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedByAddrChanges: a policy whose named egress ports resolve on
+// the pods inside an ipBlock changes when a pod comes or goes inside the
+// block, and not for pods elsewhere; one whose rule has no peers changes
+// for every pod.
+func TestNamedByAddrChanges(t *testing.T) {
+	block := newPolicy("x/block", sel("pod=a"), types(model.Egress),
+		egress(rule(peers(blockPeer("10.0.2.0/24")), namedPort(TCP, "http"))))
+	anyPeer := newPolicy("x/any", sel("pod=a"), types(model.Egress), egress(rule(nil, namedPort(TCP, "http"))))
+	for _, tc := range []struct {
+		name string
+		ip   string
+		want []string
+	}{
+		{"inside the block", "10.0.2.50", []string{"x/any", "x/block"}},
+		{"outside the block", "10.0.3.50", []string{"x/any"}},
+	} {
+		c := baseCluster()
+		c.Policies[block.Key()], c.Policies[anyPeer.Key()] = block, anyPeer
+		e := engine.FromCluster(c)
+		e.TakeChanges()
+		p := newPod("y/new", "pod=new", []string{tc.ip}, cport("http", TCP, 80))
+		for _, step := range []func(){func() { e.UpsertPod(p) }, func() { e.DeletePod(p.Key()) }} {
+			step()
+			var got []string
+			for k := range e.TakeChanges().Policies {
+				got = append(got, k.String())
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("%s: changed policies = %v, want %v", tc.name, got, tc.want)
+			}
+		}
+	}
+}
