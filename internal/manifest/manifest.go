@@ -246,7 +246,7 @@ func Read(paths []string, stdin io.Reader, warn io.Writer) ([]Object, error) {
 // without apiVersion and kind, e.g. a Helm values.yaml). Such a file
 // named explicitly is an error.
 func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]Object, error) {
-	r := reader{opt: opt, skipped: map[string]int{}}
+	r := reader{opt: opt, skipped: map[string]int{}, otherPolicies: map[string]int{}}
 	stdinRead := false
 	for _, p := range paths {
 		if p == "-" {
@@ -273,6 +273,10 @@ func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]O
 	}
 	if warn != nil && !opt.Quiet {
 		r.warnings(warn)
+	}
+	if warn != nil && len(r.otherPolicies) > 0 {
+		// Not silenced by -q: the answer is partial.
+		fmt.Fprintf(warn, "warning: not evaluated: %s; palisade evaluates networking.k8s.io/v1 NetworkPolicy only, so its answers leave these out\n", countKinds(r.otherPolicies))
 	}
 	return r.objs, nil
 }
@@ -322,12 +326,14 @@ type reader struct {
 	objs   []Object
 	errs   []error
 
-	skipped      map[string]int // objects of other kinds, by kind
-	finished     int            // finished pods
-	scaledToZero int            // workloads that run no pods
-	statuses     int            // NetworkPolicies with a status field
-	notObjs      []string       // files in directories without Kubernetes objects
-	subdirs      []string       // subdirectories not read (no -R)
+	skipped map[string]int // objects of other kinds, by kind
+	// otherPolicies counts policies of other APIs, by apiVersion and kind.
+	otherPolicies map[string]int
+	finished      int      // finished pods
+	scaledToZero  int      // workloads that run no pods
+	statuses      int      // NetworkPolicies with a status field
+	notObjs       []string // files in directories without Kubernetes objects
+	subdirs       []string // subdirectories not read (no -R)
 }
 
 func (r *reader) fail(err *Error) { r.errs = append(r.errs, err) }
@@ -626,6 +632,12 @@ func (r *reader) skip(source string, h header, name, namespace string) {
 		r.fail(&Error{Source: source, Err: fmt.Errorf("unsupported kind: %s (%s)", what, readKinds)})
 		return
 	}
+	if strings.Contains(h.Kind, "NetworkPolicy") {
+		// Another API's policy (Cilium, Calico, AdminNetworkPolicy...)
+		// changes who can reach whom, and the answer leaves it out.
+		r.otherPolicies[h.APIVersion+" "+h.Kind]++
+		return
+	}
 	r.skipped[h.Kind]++
 }
 
@@ -789,6 +801,19 @@ func someOf(names []string) string {
 		return strings.Join(names[:maxNamed], ", ") + fmt.Sprintf(" and %d more", n-maxNamed)
 	}
 	return strings.Join(names, ", ")
+}
+
+// countKinds renders a count by kind, "CiliumNetworkPolicy (2), ...".
+func countKinds(m map[string]int) string {
+	kinds := make([]string, 0, len(m))
+	for k := range m {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for i, k := range kinds {
+		kinds[i] = fmt.Sprintf("%s (%d)", k, m[k])
+	}
+	return strings.Join(kinds, ", ")
 }
 
 // count renders "1 pod", "2 pods", "2 NetworkPolicies".
