@@ -104,6 +104,8 @@ type Agent struct {
 	// successful sync.
 	afterSync func()
 
+	notReady notReadyLog
+
 	stmu        sync.Mutex
 	syncErr     error
 	failingFrom time.Time
@@ -453,7 +455,9 @@ func (a *Agent) Ready() error {
 }
 
 // Handler serves /metrics (Prometheus), /healthz (200 while the process
-// runs) and /readyz (200 once Ready, else 503 with the reason).
+// runs) and /readyz (200 once Ready, else 503 "not ready"; the reason
+// goes to the log, not to whoever asks). Serve it with Serve or
+// NewHTTPServer, which bound connections and timeouts.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.m.handler())
@@ -462,7 +466,8 @@ func (a *Agent) Handler() http.Handler {
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if err := a.Ready(); err != nil {
-			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			a.notReady.log(a.log, a.now(), err)
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -713,18 +714,30 @@ func get(t *testing.T, url string, wantCode int) string {
 
 // /readyz: 503 before the first reconcile, 200 after; 503 while the
 // source is unhealthy or syncs fail beyond the grace; back to 200. A
-// failed sync is retried and the kernel ends up right.
+// failed sync is retried and the kernel ends up right. /readyz answers
+// only "not ready": the reason (which may name API errors) is logged.
 func TestReadinessAndRetry(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
-	h := startAgent(t, Options{Now: now, ReadyGrace: 10 * time.Second, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	logs := &fixture.LogBuffer{}
+	h := startAgent(t, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: now, ReadyGrace: 10 * time.Second, RetryMin: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
 	srv := httptest.NewServer(h.a.Handler())
 	defer srv.Close()
 	get(t, srv.URL+"/healthz", 200)
-	if body := get(t, srv.URL+"/readyz", 503); !strings.Contains(body, "initial reconcile") {
-		t.Errorf("readyz before sync: %q", body)
+	notReady := func(reason string) {
+		t.Helper()
+		if body := get(t, srv.URL+"/readyz", 503); body != "not ready\n" {
+			t.Errorf("readyz body %q, want only \"not ready\"", body)
+		}
+		for _, l := range logs.Lines("not ready") {
+			if strings.Contains(fmt.Sprint(l["reason"]), reason) {
+				return
+			}
+		}
+		t.Errorf("no log line \"not ready\" with reason %q in:\n%s", reason, logs)
 	}
+	notReady("initial reconcile not done")
 	h.push(nsEv("shop"))
 	h.push(podEv(pod("shop", "web", testNode, "10.0.0.1", "app", "web")))
 	h.push(polEv(&model.Policy{Namespace: "shop", Name: "iso", Ingress: true}))
@@ -732,18 +745,14 @@ func TestReadinessAndRetry(t *testing.T) {
 	get(t, srv.URL+"/readyz", 503) // not synced yet: no reconcile
 	// Why the initial state does not come is said too.
 	h.src.setHealth(errors.New("watch of pods failing for 11s: forbidden"))
-	if body := get(t, srv.URL+"/readyz", 503); !strings.Contains(body, "initial reconcile not done: watch of pods failing for 11s: forbidden") {
-		t.Errorf("readyz before sync, source failing: %q", body)
-	}
+	notReady("initial reconcile not done: watch of pods failing for 11s: forbidden")
 	h.src.setHealth(nil)
 	h.synced()
 	h.settle()
 	get(t, srv.URL+"/readyz", 200)
 
 	h.src.setHealth(errors.New("watch of pods failing for 11s"))
-	if body := get(t, srv.URL+"/readyz", 503); !strings.Contains(body, "watch of pods") {
-		t.Errorf("readyz with an unhealthy source: %q", body)
-	}
+	notReady("watch of pods failing for 11s")
 	h.src.setHealth(nil)
 	get(t, srv.URL+"/readyz", 200)
 
@@ -756,9 +765,7 @@ func TestReadinessAndRetry(t *testing.T) {
 	})
 	get(t, srv.URL+"/readyz", 200)
 	clock.Add(int64(11 * time.Second))
-	if body := get(t, srv.URL+"/readyz", 503); !strings.Contains(body, "syncs failing") {
-		t.Errorf("readyz with failing syncs: %q", body)
-	}
+	notReady("syncs failing since")
 	if got := h.elems("ingress4"); len(got) != 1 {
 		t.Errorf("while failing, the kernel has %v", got)
 	}

@@ -2,17 +2,13 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-	"time"
 
 	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/dataplane"
@@ -27,11 +23,11 @@ func runAgent(s Streams, args []string) error {
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig `FILE` (default: in-cluster configuration)")
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "this node's `NAME` (default $NODE_NAME)")
 	netnsPath := fs.String("netns", "", "enforce in the network namespace at `PATH` (default: the current one)")
-	metricsAddr := fs.String("metrics-addr", ":9484", "serve /metrics, /healthz and /readyz on `ADDR` (\"\" to disable)")
+	metricsAddr := fs.String("metrics-addr", agent.DefaultMetricsAddr, "serve /metrics, /healthz and /readyz on `ADDR` (\"\" to disable); loopback by default: the agent runs in the host's network namespace")
 	logDenied := fs.Bool("log-denied", false, "log every denied new connection (NFLOG, rate-limited in the kernel)")
 	terminate := fs.Bool("terminate-denied", false, "after a policy change, delete established conntrack flows that policy now denies")
 	cleanup := fs.Bool("cleanup", false, "remove Palisade's table from the node and exit")
-	profiling := fs.Bool("profiling", false, "also serve Go's profiles (/debug/pprof/) on --metrics-addr")
+	profiling := fs.Bool("profiling", false, "also serve Go's profiles (/debug/pprof/) on --metrics-addr (CPU profiles and traces of at most 60 s)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -106,40 +102,42 @@ func runAgent(s Streams, args []string) error {
 	}
 	a := agent.New(src, node, aopts)
 
-	var srv *http.Server
+	var served chan error
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
 			return fmt.Errorf("--metrics-addr: %w", err)
 		}
-		h := a.Handler()
-		if *profiling {
-			mux := http.NewServeMux()
-			mux.Handle("/", h)
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-			h = mux
+		if host, _, _ := net.SplitHostPort(*metricsAddr); !isLoopback(host) {
+			log.Warn("--metrics-addr is not loopback: in the host's network namespace, every pod of the node can read /metrics (pod names, drop counts)", "addr", *metricsAddr)
 		}
-		srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		served = make(chan error, 1)
 		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "error", err.Error())
-			}
+			served <- a.Serve(ctx, ln, agent.HTTPOptions{Profiling: *profiling})
 		}()
-		log.Info("serving metrics and health", "addr", ln.Addr().String())
+		log.Info("serving metrics and health", "addr", ln.Addr().String(), "profiling", *profiling)
 	}
 	node.Prefetch() // the kernel's table is read while the informers list the cluster
 	err = a.Run(ctx)
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		srv.Shutdown(sctx)
-		cancel()
+	stop() // ends the server too, if Run returned on its own
+	if served != nil {
+		if serr := <-served; serr != nil {
+			log.Error("metrics server", "error", serr.Error())
+		}
 	}
 	if err != nil {
 		return err
 	}
 	log.Info("agent stopped; the rules stay in place", "node", *nodeName)
 	return nil
+}
+
+// isLoopback reports whether host (of --metrics-addr) is a loopback
+// address or localhost; "" (every address) is not.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
