@@ -93,6 +93,7 @@ type Agent struct {
 	// Loop-only state.
 	rejected   map[qkey]struct{}
 	namespaces map[string]struct{} // namespaces with a good version applied
+	own        ownership           // which local pod owns each local address
 	pending    []time.Time         // receipt times of events not yet in the kernel
 	polChanged bool                // policy changed since the last successful sync
 	counts     counts
@@ -161,6 +162,7 @@ func New(src Source, dp Dataplane, opts Options) *Agent {
 		e:          engine.New(),
 		rejected:   map[qkey]struct{}{},
 		namespaces: map[string]struct{}{},
+		own:        newOwnership(),
 		started:    opts.Now(),
 	}
 	a.m = newMetrics(a)
@@ -267,13 +269,11 @@ func (a *Agent) applyEvent(ev *Event) {
 		old := e.Pod(ev.Key)
 		switch {
 		case ev.Delete:
-			e.DeletePod(ev.Key)
-			a.countPod(old, nil)
+			a.deletePod(ev.Key)
 		case ev.Err != nil:
 			a.logRejected(ev, old != nil)
 		default:
-			e.UpsertPod(ev.Pod)
-			a.countPod(old, ev.Pod)
+			a.upsertPod(ev) // through the ownership of local addresses (ownip.go)
 		}
 	case KindNamespace:
 		_, known := a.namespaces[ev.Key.Name]

@@ -59,6 +59,13 @@ type Event struct {
 	// Received is when the source received the change: the start of the
 	// event-to-kernel latency.
 	Received time.Time
+
+	// Created (metadata.creationTimestamp) and Deleting
+	// (metadata.deletionTimestamp is set) of a pod decide which of two
+	// pods of this node reporting one address owns it (see ownip.go).
+	// Zero when the source does not say: the later name then wins.
+	Created  time.Time
+	Deleting bool
 }
 
 // Source delivers cluster state: the Kubernetes API through informers

@@ -29,6 +29,7 @@ type metrics struct {
 	elements, sets, chains, rules prometheus.Gauge
 	pods, localPods, policies     prometheus.Gauge
 	rejected                      *prometheus.GaugeVec
+	duplicateIPs                  prometheus.Gauge
 
 	denied, deniedLost, deniedDropped prometheus.Counter
 	flowsDeleted, flowErrors          prometheus.Counter
@@ -75,6 +76,7 @@ func newMetrics(a *Agent) *metrics {
 		m.rejected.WithLabelValues(k.String()) // export zeros
 	}
 	m.reg.MustRegister(m.rejected)
+	m.duplicateIPs = gauge("palisade_duplicate_local_pod_ips", "Addresses that two or more pods of this node report (an address reused while the old pod lingers): each is enforced for one of them, the pod not being deleted, else the newer, else the later name.")
 	m.denied = counter("palisade_denied_logged_total", "Denied new connections written to the deny log.")
 	m.deniedLost = counter("palisade_denied_log_lost_total", "Times the NFLOG socket overran (records lost before reaching the deny log).")
 	m.deniedDropped = counter("palisade_denied_log_repeats_total", "NFLOG records not logged: retransmissions of a connection logged in the last seconds, or unparseable.")
