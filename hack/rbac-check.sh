@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prove, on a real kube-apiserver, that deploy/'s RBAC is sufficient for the
 # agent and minimal: the ServiceAccount palisade-agent can get, list and
-# watch pods, namespaces, nodes and networkpolicies, and nothing else.
+# watch pods, namespaces, nodes and networkpolicies, and nothing else; and
+# that the agent's own calls for nodes (field selector metadata.name=NODE)
+# work, and what resourceNames could and could not restrict.
 #
 #   hack/rbac-check.sh                    # starts an API server (hack/apiserver/up.sh), stops it after
 #   KUBECONFIG=ADMIN hack/rbac-check.sh --here   # against a running API server, as its admin
@@ -24,6 +26,10 @@ fail=0
 ok()  { printf '  ok    %s\n' "$*"; }
 bad() { printf '  FAIL  %s\n' "$*"; fail=1; }
 section() { printf '\n== %s\n' "$*"; }
+denied() { # denied DESCRIPTION CMD...: CMD must fail with Forbidden
+  local d="$1"; shift
+  if out="$("$@" 2>&1)"; then bad "$d succeeded"; elif grep -q -i forbidden <<<"$out"; then ok "$d: Forbidden"; else bad "$d failed, but not with Forbidden: $out"; fi
+}
 # kubectl 1.32 warns about skew with a newer server: keep the output readable.
 k() { kubectl "$@" 2> >(grep -v -i 'version difference\|skew' >&2); }
 
@@ -116,10 +122,58 @@ for path in /api/v1/pods /api/v1/namespaces /api/v1/nodes /apis/networking.k8s.i
   if out="$(a get --raw "$path?watch=1&timeoutSeconds=1")"; then ok "watch $path ($(grep -c '"type"' <<<"$out" || true) event(s))"; else bad "watch $path"; fi
 done
 if a get --raw /apis/networking.k8s.io/v1/namespaces/rbac-check-ns/networkpolicies/deny >/dev/null; then ok "get networkpolicy rbac-check-ns/deny"; else bad "get networkpolicy"; fi
-denied() { # denied DESCRIPTION CMD...: CMD must fail with Forbidden
-  local d="$1"; shift
-  if out="$("$@" 2>&1)"; then bad "$d succeeded"; elif grep -q -i forbidden <<<"$out"; then ok "$d: Forbidden"; else bad "$d failed, but not with Forbidden: $out"; fi
-}
+
+section "nodes: the agent reads only its own (field selector metadata.name=NODE), as its informer asks"
+# The agent needs its node's addresses (traffic from a pod's own node, the
+# kubelet's probes, is always allowed), not other nodes'. Its informer lists
+# and watches with fieldSelector=metadata.name=NODE: these are its calls.
+k apply -f - >/dev/null <<'EOF'
+apiVersion: v1
+kind: Node
+metadata: {name: rbac-check-node-a}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: rbac-check-node-b}
+EOF
+sel='fieldSelector=metadata.name%3Drbac-check-node-a'
+if out="$(a get --raw "/api/v1/nodes?$sel&limit=500")" && grep -q '"rbac-check-node-a"' <<<"$out" && ! grep -q '"rbac-check-node-b"' <<<"$out"; then
+  ok "list nodes?$sel: its node only"; else bad "list nodes?$sel: $out"; fi
+if a get --raw "/api/v1/nodes?$sel&watch=1&timeoutSeconds=1" >/dev/null; then ok "watch nodes?$sel"; else bad "watch nodes?$sel"; fi
+# RBAC can hold a list or watch to one name (resourceNames matches a list
+# or watch whose field selector is metadata.name=NAME), but a ClusterRole
+# is the same for every node's agent, and they share one ServiceAccount:
+# it would have to name every node, and each agent could then read every
+# node anyway. So deploy/ grants get/list/watch on nodes and the agent asks
+# only for its own. Shown here on the API server: a role with resourceNames
+# allows the field-selected list and watch, and refuses the unselected
+# list and the other name.
+k apply -f - >/dev/null <<'EOF'
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: rbac-check-one-node}
+rules:
+- apiGroups: [""]
+  resources: ["nodes"]
+  resourceNames: ["rbac-check-node-a"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: rbac-check-one-node}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rbac-check-one-node}
+subjects:
+- {kind: ServiceAccount, name: nobody, namespace: rbac-check-ns}
+EOF
+NOBODY="$(k -n rbac-check-ns create token nobody --duration=10m)"
+nb() { k --server "$SERVER" --certificate-authority "$TMP/ca.crt" --token "$NOBODY" --kubeconfig /dev/null "$@"; }
+if nb get --raw "/api/v1/nodes?$sel" >/dev/null; then ok "resourceNames: list nodes?$sel allowed"; else bad "resourceNames: list nodes?$sel refused"; fi
+if nb get --raw "/api/v1/nodes?$sel&watch=1&timeoutSeconds=1" >/dev/null; then ok "resourceNames: watch nodes?$sel allowed"; else bad "resourceNames: watch nodes?$sel refused"; fi
+denied "resourceNames: list every node"      nb get --raw /api/v1/nodes
+denied "resourceNames: list the other node"  nb get --raw "/api/v1/nodes?fieldSelector=metadata.name%3Drbac-check-node-b"
+k delete clusterrolebinding rbac-check-one-node >/dev/null
+k delete clusterrole rbac-check-one-node >/dev/null
+k delete node rbac-check-node-a rbac-check-node-b >/dev/null
 denied "create namespace"            a create namespace rbac-check-other
 denied "delete networkpolicy"        a -n rbac-check-ns delete networkpolicy deny
 denied "label namespace"             a label namespace rbac-check-ns x=y
