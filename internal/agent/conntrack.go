@@ -1,16 +1,18 @@
 package agent
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/palisade-net/palisade/internal/engine"
-	"github.com/palisade-net/palisade/internal/lab/netns"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -34,31 +36,49 @@ type FlowTable interface {
 }
 
 // Conntrack is the conntrack table of a network namespace, through
-// netlink.
+// netlink. CutFlows streams the table: each entry is judged and cut as
+// the dump delivers it, so memory does not grow with the table (the
+// netlink library's ConntrackTableList holds the whole dump, twice:
+// raw and parsed).
 type Conntrack struct {
-	h     *netlink.Handle
-	close func()
+	dump, act *nl.SocketHandle // the dump, and the deletes and updates sent during it
 }
 
 // OpenConntrack opens the conntrack table of the network namespace at
 // netnsPath ("" for the current one).
 func OpenConntrack(netnsPath string) (*Conntrack, error) {
-	if netnsPath == "" {
-		h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	ns := vnetns.None()
+	if netnsPath != "" {
+		h, err := vnetns.GetFromPath(netnsPath)
 		if err != nil {
 			return nil, fmt.Errorf("conntrack: %w", err)
 		}
-		return &Conntrack{h: h, close: h.Close}, nil
+		defer h.Close()
+		ns = h
 	}
-	nh, err := netns.NewHandle(netnsPath)
-	if err != nil {
-		return nil, fmt.Errorf("conntrack: %w", err)
+	c := &Conntrack{}
+	for _, sh := range []**nl.SocketHandle{&c.dump, &c.act} {
+		s, err := nl.GetNetlinkSocketAt(ns, vnetns.None(), unix.NETLINK_NETFILTER)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("conntrack: %w", err)
+		}
+		tv := unix.NsecToTimeval(int64(10 * time.Second))
+		s.SetReceiveTimeout(&tv)
+		s.SetSendTimeout(&tv)
+		*sh = &nl.SocketHandle{Socket: s}
 	}
-	return &Conntrack{h: nh.Handle, close: nh.Close}, nil
+	return c, nil
 }
 
 // Close releases the netlink sockets.
-func (c *Conntrack) Close() { c.close() }
+func (c *Conntrack) Close() {
+	for _, sh := range []*nl.SocketHandle{c.dump, c.act} {
+		if sh != nil {
+			sh.Close()
+		}
+	}
+}
 
 // TCP conntrack states (enum tcp_conntrack, linux/netfilter/nf_conntrack_tcp.h).
 const (
@@ -114,102 +134,275 @@ func cutActionFor(proto model.Protocol, tcpState uint8) cutAction {
 	return cutDelete // closing or closed: nothing to pick up
 }
 
-// tupleKey identifies a conntrack entry by its original tuple and zone.
-type tupleKey struct {
-	src, dst     netip.Addr
-	proto        uint8
-	sport, dport uint16
-	zone         uint16
-}
-
-func keyOf(cf *netlink.ConntrackFlow) tupleKey {
-	src, _ := addrOf(cf.Forward.SrcIP)
-	dst, _ := addrOf(cf.Forward.DstIP)
-	return tupleKey{src, dst, cf.Forward.Protocol, cf.Forward.SrcPort, cf.Forward.DstPort, cf.Zone}
-}
+// maxPasses bounds the dumps of one CutFlows per family. A dump that
+// deletes entries as it goes may skip some (the kernel resumes a dump
+// after the last entry it sent, which may be gone), and a dump may be
+// interrupted (NLM_F_DUMP_INTR: the table changed under it; EINTR): the
+// table is dumped again until a pass deletes nothing and completes.
+const maxPasses = 4
 
 // CutFlows cuts the TCP, UDP and SCTP entries, of both families, for
-// which doomed returns true (see cutAction).
+// which doomed returns true (see cutAction). It streams the table: doomed
+// is called as entries arrive, and may take locks.
 func (c *Conntrack) CutFlows(doomed func(Flow) bool) (int, error) {
 	var (
 		n    int
 		errs []error
 	)
-	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
-		flows, err := c.h.ConntrackTableList(netlink.ConntrackTable, fam)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			errs = append(errs, err)
-			continue
-		}
-		del := map[tupleKey]bool{}
-		for _, cf := range flows {
-			f, ok := flowOf(cf)
-			if !ok || !doomed(f) {
-				continue
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		for pass := 1; ; pass++ {
+			st, err := c.sweep(fam, doomed)
+			n += st.cut
+			errs = append(errs, st.errs...)
+			again := st.deleted > 0 || errors.Is(err, netlink.ErrDumpInterrupted) || errors.Is(err, unix.EINTR)
+			if err != nil && !again {
+				errs = append(errs, fmt.Errorf("conntrack: dump: %w", err))
+				break
 			}
-			var state uint8
-			if p, ok := cf.ProtoInfo.(*netlink.ProtoInfoTCP); ok {
-				state = p.State
+			if !again {
+				break
 			}
-			switch cutActionFor(f.Proto, state) {
-			case cutSkip:
-				continue
-			case cutBlock:
-				upd := *cf
-				upd.ProtoInfo = &netlink.ProtoInfoTCP{State: tcpSynSent}
-				err := c.h.ConntrackUpdate(netlink.ConntrackTable, fam, &upd)
-				if err == nil {
-					n++
-					continue
+			if pass == maxPasses {
+				if err != nil {
+					errs = append(errs, fmt.Errorf("conntrack: dump, %d passes: %w", pass, err))
 				}
-				if errors.Is(err, unix.ENOENT) {
-					continue // gone meanwhile
-				}
-				// Not updatable (a zone, an old kernel): delete it,
-				// which cuts it unless the other end talks first.
-				errs = append(errs, fmt.Errorf("conntrack: blocking %s: %w", f, err))
+				break
 			}
-			del[keyOf(cf)] = true
-		}
-		if len(del) == 0 {
-			continue
-		}
-		k, err := c.h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, tupleFilter(del))
-		n += int(k)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
 }
 
-// tupleFilter matches the entries of a set of original tuples.
-type tupleFilter map[tupleKey]bool
+// sweepStats are what one pass did.
+type sweepStats struct {
+	cut, deleted int
+	errs         []error
+}
 
-func (f tupleFilter) MatchConntrackFlow(cf *netlink.ConntrackFlow) bool { return f[keyOf(cf)] }
+// maxSweepErrors bounds the errors one pass keeps.
+const maxSweepErrors = 8
+
+// sweep dumps the table of family fam once, cutting the doomed entries as
+// they come.
+func (c *Conntrack) sweep(fam uint8, doomed func(Flow) bool) (sweepStats, error) {
+	var st sweepStats
+	fail := func(err error) {
+		if len(st.errs) < maxSweepErrors {
+			st.errs = append(st.errs, err)
+		}
+	}
+	req := ctRequest(nl.IPCTNL_MSG_CT_GET, unix.NLM_F_DUMP, fam)
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: c.dump}
+	err := req.ExecuteIter(unix.NETLINK_NETFILTER, 0, func(msg []byte) bool {
+		e, ok := parseEntry(msg)
+		if !ok || !doomed(e.flow) {
+			return true
+		}
+		switch cutActionFor(e.flow.Proto, e.tcpState) {
+		case cutSkip:
+			return true
+		case cutBlock:
+			err := c.send(nl.IPCTNL_MSG_CT_NEW, fam, e, true)
+			if err == nil {
+				st.cut++
+				return true
+			}
+			if errors.Is(err, unix.ENOENT) {
+				return true // gone meanwhile
+			}
+			// Not updatable (an old kernel): delete it, which cuts it
+			// unless the other end talks first.
+			fail(fmt.Errorf("conntrack: blocking %s: %w", e.flow, err))
+		}
+		switch err := c.send(nl.IPCTNL_MSG_CT_DELETE, fam, e, false); {
+		case err == nil:
+			st.cut++
+			st.deleted++
+		case errors.Is(err, unix.ENOENT):
+		default:
+			fail(fmt.Errorf("conntrack: deleting %s: %w", e.flow, err))
+		}
+		return true
+	})
+	return st, err
+}
+
+func ctRequest(op, flags int, fam uint8) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(int(netlink.ConntrackTable)<<8|op, flags)
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: fam, Version: nl.NFNETLINK_V0})
+	return req
+}
+
+// send deletes entry e, or with block moves it (TCP) to SYN_SENT: the
+// request names it by its original tuple and zone, and carries nothing
+// else to change.
+func (c *Conntrack) send(op int, fam uint8, e *ctEntry, block bool) error {
+	req := ctRequest(op, unix.NLM_F_ACK, fam)
+	req.AddRawData(e.orig)
+	if e.zone != nil {
+		req.AddRawData(e.zone)
+	}
+	if block {
+		req.AddRawData(synSentProtoinfo)
+	}
+	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_NETFILTER: c.act}
+	_, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	return err
+}
 
 func (f Flow) String() string {
 	return fmt.Sprintf("%s %s -> %s", f.Proto, f.Src, netip.AddrPortFrom(f.Dst, f.DstPort))
 }
 
-func flowOf(cf *netlink.ConntrackFlow) (Flow, bool) {
-	proto := model.Protocol(cf.Forward.Protocol)
+// ctnetlink attributes (linux/netfilter/nfnetlink_conntrack.h).
+const (
+	ctaTupleOrig  = 1
+	ctaTupleReply = 2
+	ctaProtoinfo  = 4
+	ctaZone       = 18
+
+	ctaTupleIP    = 1
+	ctaTupleProto = 2
+
+	ctaIPv4Src = 1
+	ctaIPv4Dst = 2
+	ctaIPv6Src = 3
+	ctaIPv6Dst = 4
+
+	ctaProtoNum     = 1
+	ctaProtoSrcPort = 2
+	ctaProtoDstPort = 3
+
+	ctaProtoinfoTCP      = 1
+	ctaProtoinfoTCPState = 1
+
+	nlaNested   = 1 << 15
+	nlaTypeMask = 1<<14 - 1
+)
+
+// nlattr encodes a netlink attribute of type typ whose payload is the
+// concatenation of payload.
+func nlattr(typ uint16, payload ...[]byte) []byte {
+	n := 4
+	for _, p := range payload {
+		n += len(p)
+	}
+	b := make([]byte, 4, (n+3)&^3)
+	nl.NativeEndian().PutUint16(b[0:], uint16(n))
+	nl.NativeEndian().PutUint16(b[2:], typ)
+	for _, p := range payload {
+		b = append(b, p...)
+	}
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// synSentProtoinfo sets a TCP entry's state to SYN_SENT.
+var synSentProtoinfo = nlattr(ctaProtoinfo|nlaNested,
+	nlattr(ctaProtoinfoTCP|nlaNested, nlattr(ctaProtoinfoTCPState, []byte{tcpSynSent})))
+
+// eachAttr calls fn with the type (flags masked off), the whole encoded
+// attribute (with its padding, to be sent on as is) and its payload, for
+// every attribute in b.
+func eachAttr(b []byte, fn func(typ uint16, attr, val []byte)) {
+	for len(b) >= 4 {
+		n := int(nl.NativeEndian().Uint16(b[0:]))
+		if n < 4 || n > len(b) {
+			return
+		}
+		padded := min((n+3)&^3, len(b))
+		fn(nl.NativeEndian().Uint16(b[2:])&nlaTypeMask, b[:padded], b[4:n])
+		b = b[padded:]
+	}
+}
+
+// ctEntry is what the sweep reads of a conntrack entry. orig and zone are
+// the encoded attributes, valid while the message is.
+type ctEntry struct {
+	flow       Flow
+	tcpState   uint8
+	orig, zone []byte
+}
+
+// tuple is one direction of an entry.
+type tuple struct {
+	src, dst     netip.Addr
+	proto        uint8
+	sport, dport uint16
+}
+
+func parseTuple(b []byte) (t tuple) {
+	eachAttr(b, func(typ uint16, _, val []byte) {
+		switch typ {
+		case ctaTupleIP:
+			eachAttr(val, func(typ uint16, _, v []byte) {
+				switch typ {
+				case ctaIPv4Src, ctaIPv6Src:
+					t.src, _ = netip.AddrFromSlice(v)
+				case ctaIPv4Dst, ctaIPv6Dst:
+					t.dst, _ = netip.AddrFromSlice(v)
+				}
+			})
+		case ctaTupleProto:
+			eachAttr(val, func(typ uint16, _, v []byte) {
+				switch {
+				case typ == ctaProtoNum && len(v) >= 1:
+					t.proto = v[0]
+				case typ == ctaProtoSrcPort && len(v) >= 2:
+					t.sport = binary.BigEndian.Uint16(v)
+				case typ == ctaProtoDstPort && len(v) >= 2:
+					t.dport = binary.BigEndian.Uint16(v)
+				}
+			})
+		}
+	})
+	return t
+}
+
+// parseEntry reads a dump message (nfgenmsg, then attributes): the flow
+// as policy sees it (the original direction's source, and its
+// destination after DNAT: the reply's source), for TCP, UDP and SCTP.
+func parseEntry(msg []byte) (*ctEntry, bool) {
+	if len(msg) < 4 {
+		return nil, false
+	}
+	var (
+		e          ctEntry
+		orig, repl tuple
+	)
+	eachAttr(msg[4:], func(typ uint16, attr, val []byte) {
+		switch typ {
+		case ctaTupleOrig:
+			e.orig, orig = attr, parseTuple(val)
+		case ctaTupleReply:
+			repl = parseTuple(val)
+		case ctaZone:
+			e.zone = attr
+		case ctaProtoinfo:
+			eachAttr(val, func(typ uint16, _, v []byte) {
+				if typ == ctaProtoinfoTCP {
+					eachAttr(v, func(typ uint16, _, s []byte) {
+						if typ == ctaProtoinfoTCPState && len(s) >= 1 {
+							e.tcpState = s[0]
+						}
+					})
+				}
+			})
+		}
+	})
+	proto := model.Protocol(orig.proto)
 	switch proto {
 	case model.TCP, model.UDP, model.SCTP:
 	default:
-		return Flow{}, false
+		return nil, false
 	}
-	src, ok1 := addrOf(cf.Forward.SrcIP)
-	dst, ok2 := addrOf(cf.Reverse.SrcIP)
-	if !ok1 || !ok2 {
-		return Flow{}, false
+	if e.orig == nil || !orig.src.IsValid() || !repl.src.IsValid() {
+		return nil, false
 	}
-	return Flow{Proto: proto, Src: src, Dst: dst, DstPort: cf.Reverse.SrcPort}, true
-}
-
-func addrOf(ip net.IP) (netip.Addr, bool) {
-	a, ok := netip.AddrFromSlice(ip)
-	return a.Unmap(), ok
+	e.flow = Flow{Proto: proto, Src: orig.src.Unmap(), Dst: repl.src.Unmap(), DstPort: repl.sport}
+	return &e, true
 }
 
 // sweepFlows cuts the flows that policy now denies and that involve a

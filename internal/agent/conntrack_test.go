@@ -1,11 +1,11 @@
 package agent
 
 import (
-	"net"
+	"bytes"
+	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
-
-	"github.com/vishvananda/netlink"
 
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -36,24 +36,46 @@ func TestCutAction(t *testing.T) {
 
 // A flow is judged by its original source and its destination after
 // DNAT (the reply's source): a connection to a Service's ClusterIP is
-// the connection to the pod that serves it.
-func TestFlowOf(t *testing.T) {
-	cf := &netlink.ConntrackFlow{
-		FamilyType: 2,
-		Forward:    netlink.IPTuple{Protocol: 6, SrcIP: net.ParseIP("10.0.1.1"), DstIP: net.ParseIP("10.96.0.10"), SrcPort: 40000, DstPort: 80},
-		Reverse:    netlink.IPTuple{Protocol: 6, SrcIP: net.ParseIP("10.0.0.1"), DstIP: net.ParseIP("10.0.1.1"), SrcPort: 8080, DstPort: 40000},
+// the connection to the pod that serves it. The dump message is parsed
+// as ctnetlink encodes it (nested attributes, ports big-endian).
+func TestParseEntry(t *testing.T) {
+	be16 := func(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+	tuple := func(typ uint16, src, dst string, proto uint8, sport, dport uint16) []byte {
+		s, d := netip.MustParseAddr(src), netip.MustParseAddr(dst)
+		srcT, dstT := uint16(ctaIPv4Src), uint16(ctaIPv4Dst)
+		if s.Is6() {
+			srcT, dstT = ctaIPv6Src, ctaIPv6Dst
+		}
+		return nlattr(typ|nlaNested,
+			nlattr(ctaTupleIP|nlaNested, nlattr(srcT, s.AsSlice()), nlattr(dstT, d.AsSlice())),
+			nlattr(ctaTupleProto|nlaNested, nlattr(ctaProtoNum, []byte{proto}), nlattr(ctaProtoSrcPort, be16(sport)), nlattr(ctaProtoDstPort, be16(dport))))
 	}
-	f, ok := flowOf(cf)
+	orig := tuple(ctaTupleOrig, "10.0.1.1", "10.96.0.10", 6, 40000, 80)
+	zone := nlattr(ctaZone, be16(3))
+	msg := slices.Concat([]byte{2, 0, 0, 0}, orig,
+		tuple(ctaTupleReply, "10.0.0.1", "10.0.1.1", 6, 8080, 40000),
+		nlattr(ctaProtoinfo|nlaNested, nlattr(ctaProtoinfoTCP|nlaNested, nlattr(ctaProtoinfoTCPState, []byte{tcpEstablished}))),
+		zone)
+	e, ok := parseEntry(msg)
 	want := Flow{model.TCP, netip.MustParseAddr("10.0.1.1"), netip.MustParseAddr("10.0.0.1"), 8080}
-	if !ok || f != want {
-		t.Errorf("flowOf = %+v, %v; want %+v", f, ok, want)
+	if !ok || e.flow != want || e.tcpState != tcpEstablished {
+		t.Fatalf("parseEntry = %+v, %v; want %+v, state %d", e, ok, want, tcpEstablished)
 	}
-	cf.Forward.Protocol = 1 // ICMP: not policy's
-	if _, ok := flowOf(cf); ok {
+	if !bytes.Equal(e.orig, orig) || !bytes.Equal(e.zone, zone) {
+		t.Errorf("orig/zone attributes not kept as encoded")
+	}
+	icmp := slices.Concat([]byte{2, 0, 0, 0}, tuple(ctaTupleOrig, "10.0.1.1", "10.0.0.1", 1, 0, 0),
+		tuple(ctaTupleReply, "10.0.0.1", "10.0.1.1", 1, 0, 0))
+	if _, ok := parseEntry(icmp); ok {
 		t.Error("ICMP flow accepted")
 	}
-	k := keyOf(&netlink.ConntrackFlow{Forward: netlink.IPTuple{Protocol: 17, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2"), SrcPort: 1, DstPort: 2}, Zone: 3})
-	if k != (tupleKey{netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), 17, 1, 2, 3}) {
-		t.Errorf("keyOf = %+v", k)
+	v6 := slices.Concat([]byte{10, 0, 0, 0}, tuple(ctaTupleOrig, "fd00::1", "fd00::2", 17, 1, 53),
+		tuple(ctaTupleReply, "fd00::2", "fd00::1", 17, 53, 1))
+	if e, ok := parseEntry(v6); !ok || e.flow != (Flow{model.UDP, netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), 53}) || e.zone != nil {
+		t.Errorf("v6 UDP: %+v %v", e, ok)
+	}
+	// Truncated or garbage messages are skipped, not a panic.
+	for i := range msg {
+		parseEntry(msg[:i])
 	}
 }
