@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Build (once) the container images a cluster on this machine needs, without
+# Docker and without a registry, as image tarballs for `ctr images import`:
+#
+#   palisade  the agent, what ../../Dockerfile describes (static binary on a
+#             distroless-static-like base), from this working tree
+#   pause     the sandbox image, from k8s.io/kubernetes's build/pause/linux/pause.c
+#   agnhost   the e2e test image, from k8s.io/kubernetes/test/images/agnhost
+#
+# Idempotent: an image is rebuilt only when its inputs changed (the palisade
+# binary is rebuilt by `go build`, which its build cache makes quick, and the
+# image only when the binary's digest changed). Prints shell assignments:
+#
+#   eval "$(hack/images/build.sh)"
+#   ctr -n k8s.io images import "$PALISADE_IMAGE_TAR"   # and PAUSE_, AGNHOST_
+#
+# Env:
+#   PALISADE_VERSION    the agent image tag  (default v0.1.0)
+#   PALISADE_REPO       the agent image repo (default ghcr.io/palisade-net/palisade, as deploy/)
+#   KUBE_VERSION        k8s.io/kubernetes version for pause and agnhost (default v1.37.2)
+#   IMAGES_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/palisade-images)
+#   ONLY                build only these images, e.g. ONLY="palisade pause"
+#
+# Needs: go, gcc with a static libc (Debian's libc6-dev), the Go module proxy.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PALISADE_VERSION="${PALISADE_VERSION:-v0.1.0}"
+PALISADE_REPO="${PALISADE_REPO:-ghcr.io/palisade-net/palisade}"
+KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
+CACHE="${IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/palisade-images}"
+ONLY="${ONLY:-palisade pause agnhost}"
+export GOWORK=off
+
+# Names the cluster asks for. pause: kubeadm's constants.PauseVersion of
+# v1.37 is 3.10.2 (build/pause/Makefile TAG); kubelet v1.37 has no
+# --pod-infra-container-image any more, the runtime picks the sandbox image,
+# and Debian bookworm's containerd 1.6.20 defaults to registry.k8s.io/pause:3.6,
+# so the tarball carries both names (one image). agnhost: test/utils/image/
+# manifest.go configs[Agnhost] of v1.37.2 (test/images/agnhost/VERSION).
+PAUSE_TAG=3.10.2
+PAUSE_NAMES="registry.k8s.io/pause:$PAUSE_TAG registry.k8s.io/pause:3.6"
+AGNHOST_TAG=2.66.1
+AGNHOST_NAME="registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_TAG"
+PALISADE_NAME="$PALISADE_REPO:$PALISADE_VERSION"
+
+log() { echo "images/build.sh: $*" >&2; }
+sha() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; }   # digest of the files' digests (not their names)
+mkdir -p "$CACHE/bin" "$CACHE/images" "$CACHE/work"
+
+# The image writer: its own module (hack/images/mkimage), so the product's
+# go.mod does not grow.
+MKIMAGE="$CACHE/bin/mkimage-$(cd "$HERE/mkimage" && sha go.mod go.sum main.go)"
+if [ ! -x "$MKIMAGE" ]; then
+  log "building mkimage"
+  (cd "$HERE/mkimage" && GOFLAGS=-mod=mod go build -trimpath -o "$MKIMAGE.tmp" .)
+  mv "$MKIMAGE.tmp" "$MKIMAGE"
+fi
+
+# fresh TAR KEY: whether TAR exists and was built from inputs KEY.
+fresh() { [ -f "$1" ] && [ "$(cat "$1.key" 2>/dev/null)" = "$2" ]; }
+# rootfs DIR: a fresh staging directory with a minimal /etc and /tmp.
+rootfs() {
+  rm -rf "$1"; mkdir -p "$1/etc" "$1/tmp"; chmod 1777 "$1/tmp"
+  printf 'hosts: files dns\n' > "$1/etc/nsswitch.conf"
+}
+
+build_palisade() {
+  local w="$CACHE/work/palisade" t0=$SECONDS
+  mkdir -p "$w"
+  # As the Dockerfile's build stage: no cgo, trimmed, stripped.
+  (cd "$REPO" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 \
+    go build -trimpath -ldflags="-s -w" -o "$w/palisade.new" ./cmd/palisade)
+  local rev epoch key tar="$CACHE/images/palisade-$PALISADE_VERSION.tar"
+  rev=$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)
+  epoch=$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 0)
+  key="$(sha "$w/palisade.new" "$MKIMAGE" "${BASH_SOURCE[0]}") $PALISADE_NAME $rev"
+  if fresh "$tar" "$key"; then rm -f "$w/palisade.new"; return; fi
+  log "palisade: image $PALISADE_NAME"
+  local r="$w/rootfs"
+  rootfs "$r"
+  install -m 0755 "$w/palisade.new" "$r/palisade"
+  rm -f "$w/palisade.new"
+  # What distroless/static-debian12 gives a static binary: passwd/group with
+  # root, nobody and nonroot (65532), a home for nonroot, CA certificates
+  # (the agent uses the in-cluster service-account CA, not these; they are
+  # here for parity), /tmp. No shell, no tzdata (the agent logs in UTC).
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' > "$r/etc/group"
+  mkdir -p "$r/root" "$r/home/nonroot"; chmod 0700 "$r/root" "$r/home/nonroot"
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    mkdir -p "$r/etc/ssl/certs"
+    install -m 0644 /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
+  fi
+  # uid 0, as the Dockerfile says (static-debian12, not :nonroot): the
+  # DaemonSet's added capabilities take effect for uid 0 alone.
+  "$MKIMAGE" -o "$tar" -t "$PALISADE_NAME" -epoch "$epoch" \
+    -entrypoint /palisade -cmd agent -user 0:0 \
+    -env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+    -chown home/nonroot=65532:65532 \
+    -label org.opencontainers.image.title=palisade \
+    -label org.opencontainers.image.source=https://github.com/palisade-net/palisade \
+    -label "org.opencontainers.image.version=$PALISADE_VERSION" \
+    -label "org.opencontainers.image.revision=$rev" \
+    "$r"
+  echo "$key" > "$tar.key"
+  log "palisade: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
+}
+
+# kube_src: the k8s.io/kubernetes module's directory in the module cache.
+kube_src() {
+  go mod download -json "k8s.io/kubernetes@$KUBE_VERSION" | sed -n 's/.*"Dir": "\(.*\)",/\1/p'
+}
+
+build_pause() {
+  local tar="$CACHE/images/pause-$PAUSE_TAG.tar" src key t0=$SECONDS
+  src="$(kube_src)/build/pause/linux/pause.c"
+  [ -f "$src" ] || { log "no $src"; exit 1; }
+  # build/pause/Makefile's CFLAGS (-Os -Wall -Werror -static -DVERSION=...).
+  local cflags="-Os -Wall -Werror -static -DVERSION=v$PAUSE_TAG-$KUBE_VERSION"
+  key="$(sha "$src" "$MKIMAGE" "${BASH_SOURCE[0]}") $cflags $PAUSE_NAMES"
+  if fresh "$tar" "$key"; then return; fi
+  log "pause: image $PAUSE_NAMES"
+  local w="$CACHE/work/pause" r="$CACHE/work/pause/rootfs"
+  mkdir -p "$w"; rm -rf "$r"; mkdir -p "$r"
+  # shellcheck disable=SC2086
+  gcc $cflags -o "$w/pause" "$src"
+  strip "$w/pause"
+  install -m 0755 "$w/pause" "$r/pause"
+  local tags=() n
+  for n in $PAUSE_NAMES; do tags+=(-t "$n"); done
+  # build/pause/Dockerfile: ADD pause /pause, USER 65535:65535, ENTRYPOINT ["/pause"].
+  "$MKIMAGE" -o "$tar" "${tags[@]}" -entrypoint /pause -user 65535:65535 \
+    -label "org.opencontainers.image.source=https://github.com/kubernetes/kubernetes/tree/$KUBE_VERSION/build/pause" \
+    "$r"
+  echo "$key" > "$tar.key"
+  log "pause: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
+}
+
+build_agnhost() {
+  local tar="$CACHE/images/agnhost-$AGNHOST_TAG.tar" dir key t0=$SECONDS
+  dir="$(kube_src)"
+  local ag="$dir/test/images/agnhost"
+  [ "$(cat "$ag/VERSION")" = "$AGNHOST_TAG" ] || {
+    log "k8s.io/kubernetes@$KUBE_VERSION has agnhost $(cat "$ag/VERSION"), this script names $AGNHOST_TAG"; exit 1; }
+  local w="$CACHE/work/agnhost-$KUBE_VERSION" bin
+  bin="$w/agnhost"
+  mkdir -p "$w/src"
+  if [ ! -x "$bin" ]; then
+    # The scratch-module trick of hack/apiserver/build.sh: k8s.io/kubernetes
+    # replaces every k8s.io/* staging module with ./staging/src/..., so a
+    # module that requires it replaces each with its published v0.Y.Z twin.
+    local gomod="$dir/go.mod" staging="v0.${KUBE_VERSION#v1.}" gover
+    gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
+    {
+      printf 'module agnhostbuild\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$gover" "$KUBE_VERSION"
+      awk -v s="$staging" '$2 == "=>" && $3 ~ /^\.\/staging\// {print "\t" $1 " => " $1 " " s}' "$gomod"
+      echo ")"
+    } > "$w/src/go.mod"
+    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/images/agnhost"\n' > "$w/src/tools.go"
+    log "agnhost: resolving modules for k8s.io/kubernetes $KUBE_VERSION"
+    (cd "$w/src" && GOFLAGS=-mod=mod go mod tidy)
+    log "agnhost: building $AGNHOST_TAG (a few minutes on 2 cores)"
+    # test/images/image-util.sh bin: CGO_ENABLED=0, -ldflags "-w -X main.Version=...".
+    (cd "$w/src" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=mod \
+      go build -trimpath -ldflags "-s -w -X main.Version=$AGNHOST_TAG" -o "$bin.tmp" k8s.io/kubernetes/test/images/agnhost)
+    mv "$bin.tmp" "$bin"
+  fi
+  key="$(sha "$bin" "$ag/porter/localhost.crt" "$ag/porter/localhost.key" "$MKIMAGE" "${BASH_SOURCE[0]}") $AGNHOST_NAME"
+  if fresh "$tar" "$key"; then return; fi
+  log "agnhost: image $AGNHOST_NAME"
+  local r="$w/rootfs"
+  rootfs "$r"
+  install -m 0755 "$bin" "$r/agnhost"
+  # test/images/agnhost/Dockerfile, minus alpine's tools (no shell, curl, nc,
+  # dig, iperf: the NetworkPolicy e2e tests exec only /agnhost connect and run
+  # /agnhost porter): agnhost-2 for the entrypoint tests, porter's TLS pair,
+  # netexec's /uploads, the user and group the SupplementalGroups test expects.
+  ln -s agnhost "$r/agnhost-2"
+  install -m 0644 "$ag/porter/localhost.crt" "$ag/porter/localhost.key" "$r/"
+  mkdir -p "$r/uploads" "$r/home/user-defined-in-image"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/sbin/nologin\nuser-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh\n' > "$r/etc/passwd"
+  printf 'root:x:0:root\nnobody:x:65533:\nnogroup:x:65534:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n' > "$r/etc/group"
+  local p ports=()
+  for p in 80 8080 8081 9376 5000; do ports+=(-expose "$p/tcp"); done
+  "$MKIMAGE" -o "$tar" -t "$AGNHOST_NAME" -entrypoint /agnhost -cmd pause "${ports[@]}" \
+    -chown home/user-defined-in-image=1000:1000 \
+    -label "org.opencontainers.image.source=https://github.com/kubernetes/kubernetes/tree/$KUBE_VERSION/test/images/agnhost" \
+    -label "org.opencontainers.image.version=$AGNHOST_TAG" \
+    "$r"
+  echo "$key" > "$tar.key"
+  log "agnhost: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
+}
+
+for img in $ONLY; do
+  case "$img" in
+    palisade) build_palisade
+      echo "PALISADE_IMAGE=$PALISADE_NAME"
+      echo "PALISADE_IMAGE_TAR=$CACHE/images/palisade-$PALISADE_VERSION.tar" ;;
+    pause) build_pause
+      echo "PAUSE_IMAGE=registry.k8s.io/pause:$PAUSE_TAG"
+      echo "PAUSE_IMAGE_TAR=$CACHE/images/pause-$PAUSE_TAG.tar" ;;
+    agnhost) build_agnhost
+      echo "AGNHOST_IMAGE=$AGNHOST_NAME"
+      echo "AGNHOST_IMAGE_TAR=$CACHE/images/agnhost-$AGNHOST_TAG.tar" ;;
+    *) log "unknown image $img (palisade, pause, agnhost)"; exit 2 ;;
+  esac
+done
