@@ -45,9 +45,11 @@ type Options struct {
 	// each turned into one log line (--log-denied). The agent closes it
 	// when Run returns.
 	DenyLog LogReader
-	// Flows, when set, is swept after every sync that changed policy:
-	// flows that policy now denies and that involve a pod of this node
-	// are cut (--terminate-denied).
+	// Flows, when set, is swept after every sync that changed policy
+	// (policies, namespaces, nodes, pods' labels): flows that policy now
+	// denies and that involve a pod of this node are cut
+	// (--terminate-denied). Sweeps run one at a time beside the loop,
+	// locking the engine for each entry's decision only.
 	Flows FlowTable
 	// ReadyGrace is how long the source may be unhealthy, or syncs
 	// failing, before Ready reports it; 10 s when zero.
@@ -96,7 +98,11 @@ type Agent struct {
 	own        ownership           // which local pod owns each local address
 	pending    []time.Time         // receipt times of events not yet in the kernel
 	polChanged bool                // policy changed since the last successful sync
-	counts     counts
+	// sweepReq asks sweepLoop for a conntrack sweep (--terminate-denied);
+	// sweepsPending counts those asked for and not done.
+	sweepReq      chan struct{}
+	sweepsPending atomic.Int64
+	counts        counts
 
 	reconciled atomic.Bool
 	started    time.Time
@@ -163,6 +169,7 @@ func New(src Source, dp Dataplane, opts Options) *Agent {
 		rejected:   map[qkey]struct{}{},
 		namespaces: map[string]struct{}{},
 		own:        newOwnership(),
+		sweepReq:   make(chan struct{}, 1),
 		started:    opts.Now(),
 	}
 	a.m = newMetrics(a)
@@ -183,6 +190,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		defer wg.Done()
 		srcDone <- a.src.Run(ctx, a.q.push, a.q.markSynced)
 	}()
+	if a.opts.Flows != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.sweepLoop(ctx)
+		}()
+	}
 	if a.opts.DenyLog != nil {
 		wg.Add(1)
 		go func() {
@@ -354,6 +368,9 @@ func (a *Agent) sync(ctx context.Context) error {
 	} else {
 		rs = a.dp.Compile(a.e)
 	}
+	// What may deny an established flow: a policy, a namespace, a node;
+	// a pod whose labels change which policies select it, or whom they
+	// allow, is reported with those policies (ch.Policies).
 	a.polChanged = a.polChanged || len(ch.Policies) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0
 	pods, local, pols := a.counts.pods, a.counts.local, a.counts.policies
 	pending := a.pending
@@ -410,7 +427,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 
 	if a.opts.Flows != nil && a.polChanged {
-		a.sweepFlows()
+		a.sweepNow()
 	}
 	a.polChanged = false
 	return nil

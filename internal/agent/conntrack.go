@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -145,21 +146,27 @@ const maxPasses = 4
 // which doomed returns true (see cutAction). It streams the table: doomed
 // is called as entries arrive, and may take locks.
 func (c *Conntrack) CutFlows(doomed func(Flow) bool) (int, error) {
+	return cutPasses(func(fam uint8) (sweepStats, error) { return c.sweep(fam, doomed) })
+}
+
+// cutPasses runs sweep on each family until a pass completes without
+// deleting anything (maxPasses at most), and sums what they cut.
+func cutPasses(sweep func(fam uint8) (sweepStats, error)) (int, error) {
 	var (
 		n    int
 		errs []error
 	)
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		for pass := 1; ; pass++ {
-			st, err := c.sweep(fam, doomed)
+			st, err := sweep(fam)
 			n += st.cut
 			errs = append(errs, st.errs...)
-			again := st.deleted > 0 || errors.Is(err, netlink.ErrDumpInterrupted) || errors.Is(err, unix.EINTR)
-			if err != nil && !again {
+			interrupted := errors.Is(err, netlink.ErrDumpInterrupted) || errors.Is(err, unix.EINTR)
+			if err != nil && !interrupted {
 				errs = append(errs, fmt.Errorf("conntrack: dump: %w", err))
 				break
 			}
-			if !again {
+			if !interrupted && st.deleted == 0 {
 				break
 			}
 			if pass == maxPasses {
@@ -405,12 +412,43 @@ func parseEntry(msg []byte) (*ctEntry, bool) {
 	return &e, true
 }
 
+// sweepLoop runs the conntrack sweeps the loop asks for (sweepNow), one
+// at a time, outside the loop: a sweep reads the whole table, which must
+// hold neither the loop nor the engine. Requests made while a sweep runs
+// coalesce into one more sweep after it.
+func (a *Agent) sweepLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.sweepReq:
+		}
+		a.sweepFlows()
+		a.sweepsPending.Add(-1)
+	}
+}
+
+// sweepNow asks sweepLoop for a sweep.
+func (a *Agent) sweepNow() {
+	a.sweepsPending.Add(1)
+	select {
+	case a.sweepReq <- struct{}{}:
+	default: // one is pending already
+		a.sweepsPending.Add(-1)
+	}
+}
+
 // sweepFlows cuts the flows that policy now denies and that involve a
-// pod of this node. It runs in the loop, after a successful sync.
+// pod of this node. The engine is locked for each entry's decision only,
+// so the loop goes on applying events during a sweep; an entry is judged
+// by the state of that moment, and a change during the sweep asks for
+// another one.
 func (a *Agent) sweepFlows() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n, err := a.opts.Flows.CutFlows(func(f Flow) bool { return a.deniedFlow(a.e, f) })
+	n, err := a.opts.Flows.CutFlows(func(f Flow) bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.deniedFlow(a.e, f)
+	})
 	if err != nil {
 		a.m.flowErrors.Inc()
 		a.log.Error("conntrack: deleting denied flows", "error", err.Error())

@@ -5,7 +5,11 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -77,5 +81,50 @@ func TestParseEntry(t *testing.T) {
 	// Truncated or garbage messages are skipped, not a panic.
 	for i := range msg {
 		parseEntry(msg[:i])
+	}
+}
+
+// The passes of one CutFlows, per family: an interrupted dump
+// (NLM_F_DUMP_INTR, EINTR) or one that deleted entries (the dump may
+// have skipped some) is done again; a complete pass that deleted nothing
+// ends it; maxPasses bounds it, and a dump still interrupted then is an
+// error; another error ends the family's passes.
+func TestCutPasses(t *testing.T) {
+	type step struct {
+		st  sweepStats
+		err error
+	}
+	for _, tc := range []struct {
+		name    string
+		steps   []step // for AF_INET; AF_INET6 has one empty pass
+		passes  int
+		cut     int
+		wantErr string
+	}{
+		{"clean", []step{{}}, 1, 0, ""},
+		{"deleted, then clean", []step{{st: sweepStats{cut: 3, deleted: 2}}, {}}, 2, 3, ""},
+		{"blocked only", []step{{st: sweepStats{cut: 2}}}, 1, 2, ""},
+		{"interrupted, then clean", []step{{st: sweepStats{cut: 1, deleted: 1}, err: netlink.ErrDumpInterrupted}, {}}, 2, 1, ""},
+		{"EINTR, then clean", []step{{err: unix.EINTR}, {st: sweepStats{cut: 1}}}, 2, 1, ""},
+		{"always interrupted", []step{{err: netlink.ErrDumpInterrupted}, {err: netlink.ErrDumpInterrupted}, {err: netlink.ErrDumpInterrupted}, {err: netlink.ErrDumpInterrupted}}, maxPasses, 0, "4 passes"},
+		{"other error", []step{{err: unix.ENOBUFS}}, 1, 0, "no buffer space"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var passes int
+			n, err := cutPasses(func(fam uint8) (sweepStats, error) {
+				if fam != unix.AF_INET {
+					return sweepStats{}, nil
+				}
+				s := tc.steps[passes]
+				passes++
+				return s.st, s.err
+			})
+			if passes != tc.passes || n != tc.cut {
+				t.Errorf("%d passes, cut %d; want %d, %d", passes, n, tc.passes, tc.cut)
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+		})
 	}
 }

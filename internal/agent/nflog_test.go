@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -349,28 +351,59 @@ func TestDeniedFlow(t *testing.T) {
 	}
 }
 
-// fakeFlows is a FlowTable over a list of flows.
+// fakeFlows is a FlowTable over a list of flows. during, when set, runs
+// after the first flow is judged.
 type fakeFlows struct {
-	flows []Flow
-	calls int
+	mu     sync.Mutex
+	flows  []Flow
+	calls  int
+	during func()
 }
 
 func (f *fakeFlows) CutFlows(doomed func(Flow) bool) (int, error) {
+	f.mu.Lock()
 	f.calls++
+	flows, during := slices.Clone(f.flows), f.during
+	f.mu.Unlock()
 	var keep []Flow
 	n := 0
-	for _, fl := range f.flows {
+	for i, fl := range flows {
 		if doomed(fl) {
 			n++
-			continue
+		} else {
+			keep = append(keep, fl)
 		}
-		keep = append(keep, fl)
+		if i == 0 && during != nil {
+			during()
+		}
 	}
+	f.mu.Lock()
 	f.flows = keep
+	f.mu.Unlock()
 	return n, nil
 }
 
-// The sweep runs after syncs that changed policy, and only then.
+func (f *fakeFlows) get() ([]Flow, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.flows), f.calls
+}
+
+func (f *fakeFlows) add(fl Flow) {
+	f.mu.Lock()
+	f.flows = append(f.flows, fl)
+	f.mu.Unlock()
+}
+
+// sweepsDone waits until the sweeps asked for so far are done.
+func (h *harness) sweepsDone() {
+	h.t.Helper()
+	eventually(h.t, "the conntrack sweeps", func() bool { return h.a.sweepsPending.Load() == 0 })
+}
+
+// The sweep runs after syncs that changed policy, and only then: a
+// policy, a peer's labels, a local pod's labels that bring it under a
+// policy.
 func TestSweepAfterPolicyChange(t *testing.T) {
 	ip := netip.MustParseAddr
 	flows := &fakeFlows{flows: []Flow{
@@ -384,24 +417,84 @@ func TestSweepAfterPolicyChange(t *testing.T) {
 	h.push(podEv(pod("shop", "other", "n2", "10.0.1.2", "app", "other")))
 	h.synced()
 	h.settle()
-	if len(flows.flows) != 2 {
-		t.Fatalf("no policy, flows cut: %+v", flows.flows)
+	h.sweepsDone()
+	if got, _ := flows.get(); len(got) != 2 {
+		t.Fatalf("no policy, flows cut: %+v", got)
 	}
 	h.push(polEv(allowFrom("shop", "web", map[string]string{"app": "web"}, "client")))
 	h.settle()
-	if len(flows.flows) != 1 || flows.flows[0].Src != ip("10.0.1.1") {
-		t.Errorf("after the policy: %+v", flows.flows)
+	h.sweepsDone()
+	if got, _ := flows.get(); len(got) != 1 || got[0].Src != ip("10.0.1.1") {
+		t.Errorf("after the policy: %+v", got)
 	}
 	if g := gauge(t, h.a, "palisade_conntrack_flows_deleted_total"); g != 1 {
 		t.Errorf("flows_deleted_total = %v", g)
 	}
 	// A pod label change that moves client out of the peers is a policy
 	// change too.
-	flows.flows = append(flows.flows, Flow{model.TCP, ip("10.0.1.2"), ip("10.0.0.1"), 80})
-	n := flows.calls
+	flows.add(Flow{model.TCP, ip("10.0.1.2"), ip("10.0.0.1"), 80})
+	_, n := flows.get()
 	h.push(podEv(pod("shop", "client", "n2", "10.0.1.1", "app", "gone")))
 	h.settle()
-	if flows.calls == n || len(flows.flows) != 0 {
-		t.Errorf("after the relabel: %+v (sweeps %d -> %d)", flows.flows, n, flows.calls)
+	h.sweepsDone()
+	if got, calls := flows.get(); calls == n || len(got) != 0 {
+		t.Errorf("after the relabel: %+v (sweeps %d -> %d)", got, n, calls)
+	}
+	// A local pod relabelled under the policy: its flows from others are
+	// cut.
+	h.push(podEv(pod("shop", "db", testNode, "10.0.0.2", "app", "db")))
+	h.settle()
+	h.sweepsDone()
+	flows.add(Flow{model.TCP, ip("10.0.1.2"), ip("10.0.0.2"), 5432})
+	h.push(podEv(pod("shop", "db", testNode, "10.0.0.2", "app", "web")))
+	h.settle()
+	h.sweepsDone()
+	if got, _ := flows.get(); len(got) != 0 {
+		t.Errorf("after the local relabel: %+v", got)
+	}
+}
+
+// A sweep does not hold the engine: events are applied, and synced,
+// while it reads the table.
+func TestSweepOffTheLock(t *testing.T) {
+	ip := netip.MustParseAddr
+	applied := make(chan bool, 1)
+	var h *harness
+	var once sync.Once
+	flows := &fakeFlows{flows: []Flow{
+		{model.TCP, ip("10.0.1.1"), ip("10.0.0.1"), 80},
+		{model.TCP, ip("10.0.1.2"), ip("10.0.0.1"), 80},
+	}}
+	flows.during = func() {
+		once.Do(func() {
+			// Mid-sweep: a new pod reaches the engine and the kernel.
+			h.push(podEv(pod("shop", "late", testNode, "10.0.0.9", "app", "web"))) // isolated: in the maps
+			ok := false
+			deadline := time.Now().Add(3 * time.Second)
+			for !ok && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+				if rs := h.dp.last(); rs != nil && strings.Contains(rs.String(), "10.0.0.9") {
+					ok = true
+				}
+			}
+			applied <- ok
+		})
+	}
+	h = startAgent(t, Options{Flows: flows})
+	h.push(nsEv("shop"))
+	h.push(podEv(pod("shop", "web", testNode, "10.0.0.1", "app", "web")))
+	h.push(polEv(allowFrom("shop", "web", map[string]string{"app": "web"}, "client")))
+	h.synced()
+	select {
+	case ok := <-applied:
+		if !ok {
+			t.Fatal("an event pushed during a sweep did not reach the kernel before the sweep ended")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no sweep")
+	}
+	h.sweepsDone()
+	if got, _ := flows.get(); len(got) != 0 {
+		t.Errorf("flows left: %+v", got)
 	}
 }
