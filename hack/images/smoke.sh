@@ -144,7 +144,7 @@ agnhost_porter() {
 [ -z "${AGNHOST_IMAGE:-}" ] || check "agnhost porter + connect via exec" agnhost_porter
 
 agnhost_serve_hostname() {
-  "${CTR[@]}" run -d --hostname smoke-host "$AGNHOST_IMAGE" smoke-sh /agnhost serve-hostname --tcp --http=false --port 9376 >/dev/null
+  "${CTR[@]}" run -d "$AGNHOST_IMAGE" smoke-sh /agnhost serve-hostname --tcp --http=false --port 9376 >/dev/null
   sleep 2
   local rc=0
   "${CTR[@]}" tasks exec --exec-id c1 smoke-sh /agnhost connect 127.0.0.1:9376 --timeout=3s --protocol=tcp || rc=$?
