@@ -57,6 +57,8 @@ func podEvent(p *corev1.Pod) agent.Event {
 		return ev
 	}
 	ev.Pod, ev.Err = apiconv.Pod(p)
+	// Which of two pods reporting one address owns it (agent, ownip.go).
+	ev.Created, ev.Deleting = p.CreationTimestamp.Time, p.DeletionTimestamp != nil
 	if ev.Pod != nil {
 		ev.Pod.Images = nil // only the lab reads them
 	}

@@ -85,7 +85,7 @@ var (
 // conntrack for nothing.
 func sameEvent(a, b *agent.Event) bool {
 	return a.Kind == b.Kind && a.Key == b.Key && a.Delete == b.Delete &&
-		errText(a.Err) == errText(b.Err) &&
+		errText(a.Err) == errText(b.Err) && a.Created.Equal(b.Created) && a.Deleting == b.Deleting &&
 		reflect.DeepEqual(a.Pod, b.Pod) && reflect.DeepEqual(a.Namespace, b.Namespace) &&
 		reflect.DeepEqual(a.Policy, b.Policy) && reflect.DeepEqual(a.Node, b.Node)
 }

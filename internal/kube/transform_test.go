@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -39,7 +40,7 @@ func fullMeta(ns, name string, labels map[string]string) metav1.ObjectMeta {
 			Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply,
 			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{}}`)},
 		}},
-		CreationTimestamp: metav1.Now(),
+		CreationTimestamp: metav1.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC),
 	}
 }
 
@@ -131,7 +132,7 @@ func TestTransform(t *testing.T) {
 		}
 		want agent.Event
 	}{
-		{"pod", podTransform, pod, agent.Event{Kind: agent.KindPod, Key: model.Key{Namespace: "shop", Name: "web-1"}, Pod: wantPod}},
+		{"pod", podTransform, pod, agent.Event{Kind: agent.KindPod, Key: model.Key{Namespace: "shop", Name: "web-1"}, Pod: wantPod, Created: pod.CreationTimestamp.Time}},
 		{"namespace", namespaceTransform, fullNamespace(), agent.Event{Kind: agent.KindNamespace, Key: model.Key{Name: "shop"}, Namespace: ns}},
 		{"policy", policyTransform, fullPolicy(), agent.Event{Kind: agent.KindPolicy, Key: model.Key{Namespace: "shop", Name: "web"}, Policy: pol}},
 		{"node", nodeTransform, fullNode(), agent.Event{Kind: agent.KindNode, Key: model.Key{Name: "node-1"}, Node: node}},
@@ -381,7 +382,21 @@ func TestPodEvent(t *testing.T) {
 			t.Errorf("%s pod must be a delete (its IPs are released): %+v", phase, ev)
 		}
 	}
+	// The agent decides which of two pods with one address owns it by
+	// these; a change of either is an event.
 	q := p.DeepCopy()
+	created := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	q.CreationTimestamp = metav1.NewTime(created)
+	if ev := podEvent(q); !ev.Created.Equal(created) || ev.Deleting {
+		t.Errorf("creation time not carried: %+v", ev)
+	}
+	r := q.DeepCopy()
+	r.DeletionTimestamp = &metav1.Time{Time: created.Add(time.Minute)}
+	a, b := podEvent(q), podEvent(r)
+	if !b.Deleting || sameEvent(&a, &b) {
+		t.Errorf("a pod being deleted: Deleting %v, same event as before %v", b.Deleting, sameEvent(&a, &b))
+	}
+	q = p.DeepCopy()
 	q.Status.PodIPs = []corev1.PodIP{{IP: "10.1.0.5"}, {IP: "not-an-ip"}}
 	if ev := podEvent(q); ev.Err == nil || ev.Pod != nil {
 		t.Errorf("pod with a bad IP: %+v", ev)
