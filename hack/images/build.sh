@@ -6,10 +6,13 @@
 #             distroless-static-like base), from this working tree
 #   pause     the sandbox image, from k8s.io/kubernetes's build/pause/linux/pause.c
 #   agnhost   the e2e test image, from k8s.io/kubernetes/test/images/agnhost
+#   nginx     (opt-in) a stand-in for docker.io/library/nginx:latest, see build_nginx
 #
 # Idempotent: an image is rebuilt only when its inputs changed (the palisade
 # binary is rebuilt by `go build`, which its build cache makes quick, and the
-# image only when the binary's digest changed). Prints shell assignments:
+# image only when the binary's digest changed). Prints shell assignments
+# (NAME_IMAGE, NAME_IMAGE_TAR for each image, and MKIMAGE_BIN, whose
+# `serve` subcommand is a registry for the tarballs):
 #
 #   eval "$(hack/images/build.sh)"
 #   ctr -n k8s.io images import "$PALISADE_IMAGE_TAR"   # and PAUSE_, AGNHOST_
@@ -20,6 +23,7 @@
 #   KUBE_VERSION        k8s.io/kubernetes version for pause and agnhost (default v1.37.2)
 #   IMAGES_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/palisade-images)
 #   ONLY                build only these images, e.g. ONLY="palisade pause"
+#                       (default "palisade pause agnhost"; "nginx" is opt-in)
 #
 # Needs: go, gcc with a static libc (Debian's libc6-dev), the Go module proxy.
 set -euo pipefail
@@ -138,35 +142,41 @@ build_pause() {
   log "pause: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
 }
 
-build_agnhost() {
-  local tar="$CACHE/images/agnhost-$AGNHOST_TAG.tar" dir key t0=$SECONDS
+# agnhost_bin: build (once) the agnhost binary; sets AG (its source dir) and AGNHOST_BIN.
+agnhost_bin() {
+  local dir
   dir="$(kube_src)"
-  local ag="$dir/test/images/agnhost"
-  [ "$(cat "$ag/VERSION")" = "$AGNHOST_TAG" ] || {
-    log "k8s.io/kubernetes@$KUBE_VERSION has agnhost $(cat "$ag/VERSION"), this script names $AGNHOST_TAG"; exit 1; }
-  local w="$CACHE/work/agnhost-$KUBE_VERSION" bin
-  bin="$w/agnhost"
+  AG="$dir/test/images/agnhost"
+  [ "$(cat "$AG/VERSION")" = "$AGNHOST_TAG" ] || {
+    log "k8s.io/kubernetes@$KUBE_VERSION has agnhost $(cat "$AG/VERSION"), this script names $AGNHOST_TAG"; exit 1; }
+  local w="$CACHE/work/agnhost-$KUBE_VERSION"
+  AGNHOST_BIN="$w/agnhost"
   mkdir -p "$w/src"
-  if [ ! -x "$bin" ]; then
-    # The scratch-module trick of hack/apiserver/build.sh: k8s.io/kubernetes
-    # replaces every k8s.io/* staging module with ./staging/src/..., so a
-    # module that requires it replaces each with its published v0.Y.Z twin.
-    local gomod="$dir/go.mod" staging="v0.${KUBE_VERSION#v1.}" gover
-    gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
-    {
-      printf 'module agnhostbuild\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$gover" "$KUBE_VERSION"
-      awk -v s="$staging" '$2 == "=>" && $3 ~ /^\.\/staging\// {print "\t" $1 " => " $1 " " s}' "$gomod"
-      echo ")"
-    } > "$w/src/go.mod"
-    printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/images/agnhost"\n' > "$w/src/tools.go"
-    log "agnhost: resolving modules for k8s.io/kubernetes $KUBE_VERSION"
-    (cd "$w/src" && GOFLAGS=-mod=mod go mod tidy)
-    log "agnhost: building $AGNHOST_TAG (a few minutes on 2 cores)"
-    # test/images/image-util.sh bin: CGO_ENABLED=0, -ldflags "-w -X main.Version=...".
-    (cd "$w/src" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=mod \
-      go build -trimpath -ldflags "-s -w -X main.Version=$AGNHOST_TAG" -o "$bin.tmp" k8s.io/kubernetes/test/images/agnhost)
-    mv "$bin.tmp" "$bin"
-  fi
+  [ -x "$AGNHOST_BIN" ] && return
+  # The scratch-module trick of hack/apiserver/build.sh: k8s.io/kubernetes
+  # replaces every k8s.io/* staging module with ./staging/src/..., so a
+  # module that requires it replaces each with its published v0.Y.Z twin.
+  local gomod="$dir/go.mod" staging="v0.${KUBE_VERSION#v1.}" gover
+  gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
+  {
+    printf 'module agnhostbuild\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$gover" "$KUBE_VERSION"
+    awk -v s="$staging" '$2 == "=>" && $3 ~ /^\.\/staging\// {print "\t" $1 " => " $1 " " s}' "$gomod"
+    echo ")"
+  } > "$w/src/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/images/agnhost"\n' > "$w/src/tools.go"
+  log "agnhost: resolving modules for k8s.io/kubernetes $KUBE_VERSION"
+  (cd "$w/src" && GOFLAGS=-mod=mod go mod tidy)
+  log "agnhost: building $AGNHOST_TAG (a few minutes on 2 cores)"
+  # test/images/image-util.sh bin: CGO_ENABLED=0, -ldflags "-w -X main.Version=...".
+  (cd "$w/src" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=mod \
+    go build -trimpath -ldflags "-s -w -X main.Version=$AGNHOST_TAG" -o "$AGNHOST_BIN.tmp" k8s.io/kubernetes/test/images/agnhost)
+  mv "$AGNHOST_BIN.tmp" "$AGNHOST_BIN"
+}
+
+build_agnhost() {
+  local tar="$CACHE/images/agnhost-$AGNHOST_TAG.tar" key t0=$SECONDS
+  agnhost_bin
+  local ag="$AG" bin="$AGNHOST_BIN" w="$CACHE/work/agnhost-$KUBE_VERSION"
   key="$(sha "$bin" "$ag/porter/localhost.crt" "$ag/porter/localhost.key" "$MKIMAGE" "${BASH_SOURCE[0]}") $AGNHOST_NAME"
   if fresh "$tar" "$key"; then return; fi
   log "agnhost: image $AGNHOST_NAME"
@@ -193,6 +203,45 @@ build_agnhost() {
   log "agnhost: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
 }
 
+# nginx: a stand-in for docker.io/library/nginx:latest, which the seed
+# walkthrough's manifests name (`image: nginx`) and exec `curl` in. Not nginx:
+# agnhost serve-hostname on :80 (any path answers the pod's hostname, i.e.
+# its name) and Debian's curl (the host's /usr/bin/curl with the shared
+# libraries ldd lists, and CA certificates). Opt-in (ONLY=... nginx): `:latest`
+# means imagePullPolicy Always, so it is useful only behind a registry
+# mirror (`mkimage serve`, see README.md).
+NGINX_NAME="docker.io/library/nginx:latest"
+build_nginx() {
+  local tar="$CACHE/images/nginx-standin.tar" key t0=$SECONDS
+  agnhost_bin
+  command -v curl >/dev/null || { log "nginx: no curl on this host (apt-get install -y curl)"; exit 1; }
+  local curl libs
+  curl="$(readlink -f "$(command -v curl)")"
+  libs=$(ldd "$curl" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+  # shellcheck disable=SC2086
+  key="$(sha "$AGNHOST_BIN" "$curl" $libs "$MKIMAGE" "${BASH_SOURCE[0]}") $NGINX_NAME"
+  if fresh "$tar" "$key"; then return; fi
+  log "nginx: stand-in image $NGINX_NAME"
+  local r="$CACHE/work/nginx/rootfs" l
+  mkdir -p "$CACHE/work/nginx"; rootfs "$r"
+  install -m 0755 "$AGNHOST_BIN" "$r/agnhost"
+  install -D -m 0755 "$curl" "$r/usr/bin/curl"
+  for l in $libs; do install -D -m 0644 "$(readlink -f "$l")" "$r$l"; done
+  [ -e /lib64/ld-linux-x86-64.so.2 ] && chmod 0755 "$r/lib64/ld-linux-x86-64.so.2" 2>/dev/null || true
+  if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/ca-certificates.crt"
+  fi
+  printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+  "$MKIMAGE" -o "$tar" -t "$NGINX_NAME" -entrypoint '["/agnhost","serve-hostname","--http","--port","80"]' \
+    -expose 80/tcp \
+    -label "org.opencontainers.image.description=not nginx: a stand-in for the seed walkthrough (agnhost serve-hostname on :80, Debian's curl)" \
+    "$r"
+  echo "$key" > "$tar.key"
+  log "nginx: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
+}
+
+echo "MKIMAGE_BIN=$MKIMAGE"
 for img in $ONLY; do
   case "$img" in
     palisade) build_palisade
@@ -204,6 +253,9 @@ for img in $ONLY; do
     agnhost) build_agnhost
       echo "AGNHOST_IMAGE=$AGNHOST_NAME"
       echo "AGNHOST_IMAGE_TAR=$CACHE/images/agnhost-$AGNHOST_TAG.tar" ;;
-    *) log "unknown image $img (palisade, pause, agnhost)"; exit 2 ;;
+    nginx) build_nginx
+      echo "NGINX_IMAGE=$NGINX_NAME"
+      echo "NGINX_IMAGE_TAR=$CACHE/images/nginx-standin.tar" ;;
+    *) log "unknown image $img (palisade, pause, agnhost, nginx)"; exit 2 ;;
   esac
 done

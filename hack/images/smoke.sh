@@ -6,6 +6,7 @@
 #
 #   hack/images/smoke.sh          # as root; needs Debian's containerd and runc
 #   ONLY="palisade pause" hack/images/smoke.sh   # some of them
+#   ONLY="palisade pause agnhost nginx" hack/images/smoke.sh  # and the opt-in one
 #
 # Checks: palisade --help prints its usage; pause runs until SIGTERM and
 # exits 0 on it; agnhost --help lists porter and connect, `agnhost porter`
@@ -48,8 +49,10 @@ RUNDIRS_BEFORE="$(ls -d /run/containerd /run/containerd/* 2>/dev/null || true)"
 containerd --config "$TMP/config.toml" > "$TMP/containerd.log" 2>&1 &
 CPID=$!
 
+SERVE_PID=
 cleanup() {
   set +e
+  [ -z "$SERVE_PID" ] || { kill "$SERVE_PID"; wait "$SERVE_PID"; } 2>/dev/null
   for id in $("${CTR[@]}" tasks ls -q 2>/dev/null); do "${CTR[@]}" tasks kill -s SIGKILL "$id"; done
   sleep 1
   for id in $("${CTR[@]}" containers ls -q 2>/dev/null); do
@@ -85,12 +88,12 @@ check() { # check NAME CMD...: run CMD, report ok/FAIL
   if "$@"; then log "ok   $n"; else log "FAIL $n"; fail=1; fi
 }
 
-for tar in ${PALISADE_IMAGE_TAR:-} ${PAUSE_IMAGE_TAR:-} ${AGNHOST_IMAGE_TAR:-}; do
+for tar in ${PALISADE_IMAGE_TAR:-} ${PAUSE_IMAGE_TAR:-} ${AGNHOST_IMAGE_TAR:-} ${NGINX_IMAGE_TAR:-}; do
   t0=$(date +%s.%N)
   "${CTR[@]}" images import "$tar" >/dev/null
   log "imported $(basename "$tar") ($(du -h "$tar" | cut -f1)) in $(echo "$(date +%s.%N) - $t0" | bc | cut -c1-4)s"
 done
-"${CTR[@]}" images ls | awk 'NR==1 || /palisade|pause|agnhost/ {print "smoke:   " $1, $4, $5}' >&2
+"${CTR[@]}" images ls | awk 'NR==1 || /palisade|pause|agnhost|nginx/ {print "smoke:   " $1, $4, $5}' >&2
 
 # palisade: --help is its usage.
 palisade_help() {
@@ -154,6 +157,31 @@ agnhost_serve_hostname() {
   [ "$rc" = 0 ]
 }
 [ -z "${AGNHOST_IMAGE:-}" ] || check "agnhost serve-hostname --tcp answers connect" agnhost_serve_hostname
+
+# nginx stand-in (ONLY=... nginx), pulled through `mkimage serve` as a
+# registry, as a containerd mirror for docker.io would: serve-hostname on :80
+# answers the curl inside it.
+nginx_via_registry() {
+  "$MKIMAGE_BIN" serve -addr 127.0.0.1:0 "$NGINX_IMAGE_TAR" > "$TMP/serve.out" 2> "$TMP/serve.err" &
+  SERVE_PID=$!
+  local addr=""
+  for _ in $(seq 50); do addr=$(awk '$1 == "ready" {print $2}' "$TMP/serve.out"); [ -n "$addr" ] && break; sleep 0.2; done
+  [ -n "$addr" ] || { log "mkimage serve did not start"; cat "$TMP/serve.err" >&2; return 1; }
+  local ref="$addr/library/nginx:latest"
+  "${CTR[@]}" images pull --plain-http "$ref" >/dev/null || return 1
+  log "  pulled $ref from mkimage serve"
+  "${CTR[@]}" run -d "$ref" smoke-nginx >/dev/null
+  sleep 2
+  local out rc=0
+  out=$("${CTR[@]}" tasks exec --exec-id c1 smoke-nginx curl -sS --max-time 3 http://localhost/ 2>&1) || rc=$?
+  log "  curl http://localhost/ in it: exit $rc, answer: $out"
+  "${CTR[@]}" tasks kill -s SIGKILL smoke-nginx; stopped smoke-nginx || true
+  "${CTR[@]}" tasks delete smoke-nginx >/dev/null 2>&1 || true
+  "${CTR[@]}" containers delete smoke-nginx
+  kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null; SERVE_PID=
+  [ "$rc" = 0 ] && [ -n "$out" ]
+}
+[ -z "${NGINX_IMAGE:-}" ] || check "nginx stand-in pulled from mkimage serve, curl inside" nginx_via_registry
 
 if [ "$fail" = 0 ]; then log "all images ok"; else log "FAILED"; fi
 exit "$fail"

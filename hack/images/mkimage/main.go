@@ -8,6 +8,14 @@
 // The layer is reproducible: entries sorted, owned by 0:0 (unless -chown
 // maps a path), modification times set to -epoch. Symlinks are kept as
 // symlinks; only regular files, directories and symlinks are allowed.
+//
+//	mkimage serve [-addr 127.0.0.1:5000] [-v] TAR...
+//
+// serves the images of the tarballs from an in-memory registry (plain HTTP),
+// each under its repository path without the registry host
+// (docker.io/library/nginx:latest at ADDR/library/nginx:latest), which is
+// what a containerd registry mirror asks for; it prints "ready ADDR" when
+// all are pushed and serves until SIGTERM/SIGINT.
 package main
 
 import (
@@ -17,17 +25,24 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -37,6 +52,13 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		if err := serve(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "mkimage serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var tags, envs, labels, chowns, ports list
 	out := flag.String("o", "", "output tarball (required)")
 	entrypoint := flag.String("entrypoint", "", "entrypoint, a JSON array or one path")
@@ -223,4 +245,59 @@ func writeLayer(w io.Writer, root string, owners map[string][2]int, mtime time.T
 		}
 	}
 	return tw.Close()
+}
+
+func serve(args []string) error {
+	fl := flag.NewFlagSet("serve", flag.ExitOnError)
+	addr := fl.String("addr", "127.0.0.1:5000", "listen address")
+	verbose := fl.Bool("v", false, "log every request")
+	fl.Parse(args)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	logw := io.Discard
+	if *verbose {
+		logw = os.Stderr
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(logw, "registry: ", log.LstdFlags)))}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	host := ln.Addr().String()
+	for _, path := range fl.Args() {
+		opener := func() (io.ReadCloser, error) { return os.Open(path) }
+		m, err := tarball.LoadManifest(opener)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		for _, d := range m {
+			for _, t := range d.RepoTags {
+				tag, err := name.NewTag(t)
+				if err != nil {
+					return err
+				}
+				img, err := tarball.Image(opener, &tag)
+				if err != nil {
+					return fmt.Errorf("%s %s: %w", path, t, err)
+				}
+				dst, err := name.NewTag(host+"/"+tag.RepositoryStr()+":"+tag.TagStr(), name.Insecure)
+				if err != nil {
+					return err
+				}
+				if err := remote.Write(dst, img); err != nil {
+					return fmt.Errorf("push %s: %w", dst, err)
+				}
+				fmt.Fprintf(os.Stderr, "mkimage serve: %s as %s\n", t, dst)
+			}
+		}
+	}
+	fmt.Printf("ready %s\n", host)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	select {
+	case <-sig:
+		return srv.Close()
+	case err := <-errc:
+		return err
+	}
 }
