@@ -158,8 +158,8 @@ agnhost_serve_hostname() {
 }
 [ -z "${AGNHOST_IMAGE:-}" ] || check "agnhost serve-hostname --tcp answers connect" agnhost_serve_hostname
 
-# nginx stand-in (ONLY=... nginx), pulled through `mkimage serve` as a
-# registry, as a containerd mirror for docker.io would: serve-hostname on :80
+# nginx stand-in (ONLY=... nginx), pulled as docker.io/library/nginx:latest
+# through a docker.io mirror that is `mkimage serve`: serve-hostname on :80
 # answers the curl inside it.
 nginx_via_registry() {
   "$MKIMAGE_BIN" serve -addr 127.0.0.1:0 "$NGINX_IMAGE_TAR" > "$TMP/serve.out" 2> "$TMP/serve.err" &
@@ -167,9 +167,14 @@ nginx_via_registry() {
   local addr=""
   for _ in $(seq 50); do addr=$(awk '$1 == "ready" {print $2}' "$TMP/serve.out"); [ -n "$addr" ] && break; sleep 0.2; done
   [ -n "$addr" ] || { log "mkimage serve did not start"; cat "$TMP/serve.err" >&2; return 1; }
-  local ref="$addr/library/nginx:latest"
-  "${CTR[@]}" images pull --plain-http "$ref" >/dev/null || return 1
-  log "  pulled $ref from mkimage serve"
+  # A mirror for docker.io in hosts.toml form: what containerd's CRI reads
+  # with `config_path` set (plugins."io.containerd.grpc.v1.cri".registry).
+  mkdir -p "$TMP/certs.d/docker.io"
+  printf 'server = "https://registry-1.docker.io"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$addr" > "$TMP/certs.d/docker.io/hosts.toml"
+  local ref="$NGINX_IMAGE"
+  "${CTR[@]}" images rm "$ref" >/dev/null   # imported above: pull it for real
+  "${CTR[@]}" images pull --hosts-dir "$TMP/certs.d" "$ref" >/dev/null || return 1
+  log "  pulled $ref through a docker.io mirror (hosts.toml) at mkimage serve $addr"
   "${CTR[@]}" run -d "$ref" smoke-nginx >/dev/null
   sleep 2
   local out rc=0
