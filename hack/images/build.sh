@@ -52,6 +52,9 @@ PALISADE_NAME="$PALISADE_REPO:$PALISADE_VERSION"
 log() { echo "images/build.sh: $*" >&2; }
 sha() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; }   # digest of the files' digests (not their names)
 mkdir -p "$CACHE/bin" "$CACHE/images" "$CACHE/work"
+# One build at a time per cache (the cluster's up.sh and smoke.sh may both call this).
+exec 9>"$CACHE/.lock"
+flock 9
 
 # The image writer: its own module (hack/images/mkimage), so the product's
 # go.mod does not grow.
