@@ -10,7 +10,7 @@
 #
 # Idempotent: an image is rebuilt only when its inputs changed (the palisade
 # binary is rebuilt by `go build`, which its build cache makes quick, and the
-# image only when the binary's digest changed). Prints shell assignments
+# image only when the binary's digest or HEAD changed). Prints shell assignments
 # (NAME_IMAGE, NAME_IMAGE_TAR for each image, and MKIMAGE_BIN, whose
 # `serve` subcommand is a registry for the tarballs):
 #
