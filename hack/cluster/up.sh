@@ -228,6 +228,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   netns_mounts_under_state_dir = true
+  # root here lacks CAP_SYS_RESOURCE (not in the bounding set): runc cannot
+  # set the sandbox's oom_score_adj -998 ("nsexec: failed to update
+  # /proc/self/oom_score_adj: Permission denied"); clamp to containerd's own
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$nd/cni/net.d"
