@@ -27,13 +27,13 @@ node_ip() { echo "$CLUSTER_NODE_NET.$((10 + $1))"; }
 # and remounts /sys), so containerd's and kubelet's mounts see each other.
 in_node() { local n="$1"; shift; nsenter --net="/run/netns/$(node_ns "$n")" -- "$@"; }
 
-# the v1 hierarchies kubelet and the scripts use (cgroups are v1 here)
+# the cgroup hierarchies (v1 here, plus the hybrid unified one where runc also
+# makes the pods' cgroups)
 cgroup_hierarchies() {
   local d
   for d in /sys/fs/cgroup/*/; do
     d="${d%/}"
     [ -f "$d/cgroup.procs" ] || continue
-    case "$d" in */unified) continue ;; esac
     echo "$d"
   done
 }

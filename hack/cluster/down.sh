@@ -83,6 +83,9 @@ for h in $(cgroup_hierarchies); do
   [ -d "$h/$CLUSTER_CGROUP" ] && log "cgroup $h/$CLUSTER_CGROUP not removed"
 done
 rm -rf "$R"
+# containerd 1.6 keeps its shims' sockets in /run/containerd/s (fixed path):
+# emptied by the clean shim exits above; removed when empty
+rmdir /run/containerd/s /run/containerd 2>/dev/null
 if [ -n "${KEEP_STATE:-}" ]; then log "kept $V"; else rm -rf "$V"; fi
 [ -d "$R" ] && log "$R not removed"
 exit 0
