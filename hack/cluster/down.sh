@@ -32,6 +32,13 @@ stop_pids() {  # stop_pids FILE...: TERM, then KILL after 5 s
   return 0
 }
 
+# 0. containerd 1.6's shim sockets live in /run/containerd/s (a fixed path);
+# the ones bound in the nodes' netns are ours: remembered now, removed at the
+# end (a clean shim exit removes its own; a crash leaves them)
+shim_socks=$(for ns in $(ip netns list | awk '{print $1}' | grep '^palisade-cluster-node'); do
+  nsenter --net="/run/netns/$ns" cat /proc/net/unix | awk '$8 ~ /^\/run\/containerd\/s\// {print $8}'
+done | sort -u)
+
 # 1. recorded daemons but containerd, newest first (kubelet first: it would
 # restart the pods' containers)
 stop_pids $(ls -r "$R"/pids/*.pid 2>/dev/null | grep -v -- '-containerd-')
@@ -85,6 +92,7 @@ done
 rm -rf "$R"
 # containerd 1.6 keeps its shims' sockets in /run/containerd/s (fixed path):
 # emptied by the clean shim exits above; removed when empty
+for f in $shim_socks; do rm -f "$f"; done
 rmdir /run/containerd/s /run/containerd 2>/dev/null
 if [ -n "${KEEP_STATE:-}" ]; then log "kept $V"; else rm -rf "$V"; fi
 [ -d "$R" ] && log "$R not removed"
