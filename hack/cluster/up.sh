@@ -7,6 +7,7 @@
 #   hack/cluster/up.sh            # start, wait for every node Ready, print assignments
 #   hack/cluster/kubectl.sh get nodes
 #   hack/cluster/down.sh          # stop everything, remove everything (also after a crash)
+#   hack/cluster/up.sh -- CMD...  # start, run CMD (KUBECONFIG, CLUSTER_NETNS, KUBECTL set), then down.sh
 #
 # Env:
 #   NODES        1 or 2 (default 1); node 1 also runs the control plane
@@ -358,6 +359,13 @@ wait_for "default ServiceAccount" 60 kube-controller-manager K -n default get se
 trap - ERR INT TERM
 K get nodes -o wide >&2
 log "cluster up in $((SECONDS - T0))s (kube-proxy: $PROXY_MODE)"
+
+if [ "${1:-}" = "--" ]; then   # up.sh -- CMD ARGS...: run CMD, then down.sh
+  shift
+  trap '"$HERE/down.sh"' EXIT
+  KUBECONFIG="$V/admin.kubeconfig" CLUSTER_NETNS="$(node_ns 1)" KUBECTL="$HERE/kubectl.sh" "$@"
+  exit $?
+fi
 echo "KUBECONFIG=$V/admin.kubeconfig"
 echo "CLUSTER_NETNS=$(node_ns 1)"
 echo "KUBECTL=$HERE/kubectl.sh"
