@@ -45,8 +45,8 @@ eval "$("$HERE/build.sh")"
 eval "$(ONLY="$IMAGES" "$REPO/hack/images/build.sh")"
 : "${PAUSE_IMAGE:?hack/images/build.sh printed no PAUSE_IMAGE}"
 
-fail() {
-  local rc=$?
+fail() {  # fail [RC]
+  local rc="${1:-$?}"
   log "start-up failed (exit $rc); logs in $V/logs:"
   for f in "$V"/logs/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -5 "$f" >&2; }; done
   if [ "${KEEP_ON_FAIL:-}" = 1 ]; then log "KEEP_ON_FAIL=1: left running; hack/cluster/down.sh removes it"
@@ -54,7 +54,7 @@ fail() {
   exit "$rc"
 }
 trap fail ERR
-trap 'exit 130' INT TERM
+trap 'fail 130' INT TERM
 
 mkdir -p "$R/pids" "$V/logs" "$V/pki"
 # kubelet runs in a mount namespace of its own (see start_kubelet); its
