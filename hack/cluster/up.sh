@@ -36,6 +36,7 @@ R="$CLUSTER_RUN_DIR" V="$CLUSTER_VAR_DIR"
 if [ -e "$R" ] || [ -e "$V" ] || ip netns list | grep -q '^palisade-cluster-'; then
   log "a cluster (or its remains) exists: run hack/cluster/down.sh first"; exit 1
 fi
+[ "$PROXY_MODE" = iptables ] && { command -v iptables >/dev/null || { log "PROXY_MODE=iptables needs iptables (apt-get install -y iptables)"; exit 1; }; }
 for b in containerd runc ctr nft nsenter unshare openssl curl; do
   command -v "$b" >/dev/null || { log "missing $b (apt-get install -y containerd runc nftables util-linux openssl curl)"; exit 1; }
 done
