@@ -166,7 +166,7 @@ wait_for() {  # wait_for WHAT SECONDS PIDNAME CMD...: until CMD succeeds
   local i pidf
   for i in $(seq 1 $((secs * 5))); do
     "$@" >/dev/null 2>&1 && return 0
-    pidf=$(ls "$R"/pids/*-"$pidname".pid 2>/dev/null | head -1)
+    pidf=$(ls "$R"/pids/*-"$pidname".pid 2>/dev/null | head -1) || true
     if [ -n "$pidf" ] && ! kill -0 "$(cat "$pidf")" 2>/dev/null; then log "$pidname died"; tail -20 "$V/logs/$pidname.log" >&2; return 1; fi
     sleep 0.2
   done
