@@ -50,6 +50,7 @@ AGNHOST_NAME="registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_TAG"
 PALISADE_NAME="$PALISADE_REPO:$PALISADE_VERSION"
 
 log() { echo "images/build.sh: $*" >&2; }
+. "$REPO/hack/cluster/kbuild.sh"
 sha() { sha256sum "$@" | cut -d" " -f1 | sha256sum | cut -c1-16; }   # digest of the files' digests (not their names)
 mkdir -p "$CACHE/bin" "$CACHE/images" "$CACHE/work"
 # One build at a time per cache (the cluster's up.sh and smoke.sh may both call this).
@@ -156,19 +157,10 @@ agnhost_bin() {
   AGNHOST_BIN="$w/agnhost"
   mkdir -p "$w/src"
   [ -x "$AGNHOST_BIN" ] && return
-  # The scratch-module trick of hack/apiserver/build.sh: k8s.io/kubernetes
-  # replaces every k8s.io/* staging module with ./staging/src/..., so a
-  # module that requires it replaces each with its published v0.Y.Z twin.
-  local gomod="$dir/go.mod" staging="v0.${KUBE_VERSION#v1.}" gover
-  gover=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")
-  {
-    printf 'module agnhostbuild\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$gover" "$KUBE_VERSION"
-    awk -v s="$staging" '$2 == "=>" && $3 ~ /^\.\/staging\// {print "\t" $1 " => " $1 " " s}' "$gomod"
-    echo ")"
-  } > "$w/src/go.mod"
-  printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/images/agnhost"\n' > "$w/src/tools.go"
-  log "agnhost: resolving modules for k8s.io/kubernetes $KUBE_VERSION"
-  (cd "$w/src" && GOFLAGS=-mod=mod go mod tidy)
+  # The scratch-module trick (hack/cluster/kbuild.sh, shared with
+  # hack/apiserver and hack/cluster): k8s.io/kubernetes replaces every
+  # k8s.io/* staging module with ./staging/src/...
+  kube_scratch_module "$w/src" agnhostbuild k8s.io/kubernetes/test/images/agnhost
   log "agnhost: building $AGNHOST_TAG (a few minutes on 2 cores)"
   # test/images/image-util.sh bin: CGO_ENABLED=0, -ldflags "-w -X main.Version=...".
   (cd "$w/src" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS=-mod=mod \
