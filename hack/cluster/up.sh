@@ -15,6 +15,12 @@
 #   IMAGES       images of hack/images/build.sh to build and import (default "pause";
 #                "pause agnhost palisade" for all); PAUSE is always included
 #   KEEP_ON_FAIL 1: do not run down.sh when start-up fails (to read the logs)
+#   DNS          1: cluster DNS: CoreDNS (hack/cluster/coredns-build.sh, coredns.yaml)
+#                as Service kube-system/kube-dns at 10.96.0.10, kubelet's clusterDNS
+#   MIRROR       images of hack/images/build.sh to serve from a registry mirror
+#                instead of importing them (e.g. "nginx": docker.io/library/nginx:latest,
+#                always pulled): `mkimage serve` on 127.0.0.1:5000 in each node's
+#                netns, containerd's CRI config_path hosts.toml per registry host
 #
 # Prints shell assignments: KUBECONFIG (usable inside the node netns only),
 # CLUSTER_NETNS, KUBECTL (a wrapper that runs kubectl there).
@@ -24,6 +30,9 @@ REPO="$(cd "$HERE/../.." && pwd)"
 . "$HERE/common.sh"
 NODES="${NODES:-1}"
 PROXY_MODE="${PROXY_MODE:-nftables}"
+DNS="${DNS:-0}"
+MIRROR="${MIRROR:-}"
+CLUSTER_DNS_IP=10.96.0.10
 IMAGES="${IMAGES:-pause}"
 case " $IMAGES " in *" pause "*) ;; *) IMAGES="pause $IMAGES" ;; esac
 case "$NODES" in 1|2) ;; *) echo "up.sh: NODES must be 1 or 2" >&2; exit 2 ;; esac
@@ -45,6 +54,19 @@ done
 eval "$("$HERE/build.sh")"
 eval "$(ONLY="$IMAGES" "$REPO/hack/images/build.sh")"
 : "${PAUSE_IMAGE:?hack/images/build.sh printed no PAUSE_IMAGE}"
+if [ "$DNS" = 1 ]; then eval "$("$HERE/coredns-build.sh")"; fi
+# MIRROR: built like the others, but served (not imported): their *_IMAGE_TAR
+# are kept out of this shell's variables, which the import loop reads.
+MIRROR_TARS=() MIRROR_HOSTS=()
+if [ -n "$MIRROR" ]; then
+  mirror_out="$(ONLY="$MIRROR" "$REPO/hack/images/build.sh")"
+  while IFS='=' read -r k v; do
+    case "$k" in
+      *_IMAGE_TAR) MIRROR_TARS+=("$v") ;;
+      *_IMAGE) h="${v%%/*}"; case " ${MIRROR_HOSTS[*]} " in *" $h "*) ;; *) MIRROR_HOSTS+=("$h") ;; esac ;;
+    esac
+  done <<<"$mirror_out"
+fi
 
 fail() {  # fail [RC]
   local rc="${1:-$?}"
@@ -212,6 +234,15 @@ for n in $(seq 1 "$NODES"); do
   nd="$V/node$n" rd="$R/node$n"
   mkdir -p "$nd/containerd" "$nd/kubelet" "$nd/pod-logs" "$nd/var-log" "$nd/cni/net.d" "$nd/cni/ipam" "$rd/containerd" "$rd/runc" "$rd/sysctl"
   sock="$rd/containerd.sock"
+  if [ -n "$MIRROR" ]; then
+    start "registry-node$n" "$n" "$MKIMAGE_BIN" serve -addr 127.0.0.1:5000 "${MIRROR_TARS[@]}"
+    wait_for "registry mirror node$n" 120 "registry-node$n" grep -q '^ready ' "$V/logs/registry-node$n.log"
+    for h in "${MIRROR_HOSTS[@]}"; do
+      mkdir -p "$nd/certs.d/$h"
+      if [ "$h" = docker.io ]; then server=https://registry-1.docker.io; else server="https://$h"; fi
+      printf 'server = "%s"\n[host."http://127.0.0.1:5000"]\n  capabilities = ["pull", "resolve"]\n' "$server" > "$nd/certs.d/$h/hosts.toml"
+    done
+  fi
   cat > "$nd/containerd.toml" <<EOF
 version = 2
 root = "$nd/containerd"
@@ -246,6 +277,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         SystemdCgroup = false
         Root = "$rd/runc"
 EOF
+  if [ -n "$MIRROR" ]; then
+    printf '[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "%s"\n' "$nd/certs.d" >> "$nd/containerd.toml"
+  fi
   start "containerd-node$n" "$n" containerd --config "$nd/containerd.toml"
   wait_for "containerd node$n" 30 "containerd-node$n" ctr -a "$sock" version
   for var in $(compgen -v | grep '_IMAGE_TAR$'); do
@@ -276,6 +310,7 @@ authentication:
 authorization:
   mode: Webhook
 clusterDomain: cluster.local
+$([ "$DNS" = 1 ] && echo "clusterDNS: [$CLUSTER_DNS_IP]" || true)
 resolvConf: /etc/resolv.conf
 # imported images have no registry to come back from: never collect them
 imageGCHighThresholdPercent: 100
@@ -356,6 +391,11 @@ for n in $(seq 1 "$NODES"); do
 done
 # pods need the namespace's default ServiceAccount before they can be created
 wait_for "default ServiceAccount" 60 kube-controller-manager K -n default get serviceaccount default
+if [ "$DNS" = 1 ]; then
+  K apply -f "$HERE/coredns.yaml" >&2
+  K -n kube-system rollout status deployment/coredns --timeout=120s >&2
+  log "cluster DNS: CoreDNS ready, kube-system/kube-dns $CLUSTER_DNS_IP ($((SECONDS - T0))s)"
+fi
 
 trap - ERR INT TERM
 K get nodes -o wide >&2
