@@ -78,9 +78,10 @@ curl_check() {
   local ok=0 got=succeeded
   if [ "$code" = 0 ] && [ "$(printf '%s' "$out" | tail -1)" = "$want" ]; then ok=1; fi
   if [ "$ok" = 0 ]; then
-    case "$code" in
-      28) got="blocked (timed out, curl exit 28)" ;;
-      6) got="blocked (name not resolved, curl exit 6)" ;;
+    case "$code:$out" in
+      28:*"Resolving timed out"*) got="blocked (the DNS lookup timed out, curl exit 28)" ;;
+      28:*) got="blocked (connection timed out, curl exit 28)" ;;
+      6:*) got="blocked (name not resolved, curl exit 6)" ;;
       *) got="failed (exit $code)" ;;
     esac
   fi
@@ -132,6 +133,10 @@ sleep "${SETTLE:-2}"
 run kubectl get networkpolicies -A
 curl_check backend frontend-service frontend 0 "article: blocks all traffic to and from every pod"
 curl_check client-pod frontend-service frontend 0 "article: blocks all traffic to and from every pod"
+say; say "# Beyond the article: the lookups above die at the egress to kube-dns; by the Service's"
+say "# ClusterIP (no DNS) the connection itself is blocked too."
+FRONTEND_IP=$(kubectl get service frontend-service -o jsonpath='{.spec.clusterIP}')
+curl_check backend "$FRONTEND_IP" frontend 0 "default-deny-all: backend's egress is denied"
 
 # --- what the kernel enforces
 for n in 1 2; do
