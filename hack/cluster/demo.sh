@@ -16,7 +16,8 @@
 # with the pod's hostname, so a check knows which pod answered.
 #
 # Env: PROXY_MODE (nftables|iptables, passed to up.sh), CURL_TIMEOUT (curl
-# --max-time, default 5), KEEP=1 (leave the cluster up; down.sh removes it).
+# --max-time, default 5), SETTLE (seconds between applying a policy and the
+# first curl, default 2), KEEP=1 (leave the cluster up; down.sh removes it).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -93,6 +94,9 @@ curl_check() {
   say "# $got in $((SECONDS - t))s: $verdict ($why)"
 }
 
+step kubectl version
+run kubectl get nodes -o wide
+
 # --- Palisade, as users install it
 step kubectl apply -k deploy/
 step kubectl -n palisade-system rollout status daemonset/palisade-agent --timeout=120s
@@ -112,9 +116,10 @@ curl_check client-pod frontend-service frontend 1 "article: by default, pods can
 
 # --- "Applying the Network Policy"
 step kubectl apply -f examples/seed/frontend-policy.yaml
-# The agent applies a policy when its watch delivers it: a moment, not
-# synchronously with kubectl apply (the lab's demo applies synchronously).
-sleep "${SETTLE:-2}"
+# The agents apply a policy when their watch delivers it: a moment after
+# kubectl apply returns, not synchronously (the lab's demo applies synchronously).
+settle() { say "# (${SETTLE:-2}s for the agents on both nodes to program the policy)"; sleep "${SETTLE:-2}"; }
+settle
 run kubectl get networkpolicies
 run kubectl describe networkpolicy frontend-access
 
@@ -129,7 +134,7 @@ run kubectl get pods --show-labels
 # --- "Start with Default Deny"
 say; say "# Start with Default Deny: \"blocks all traffic to and from every pod in the namespace\"."
 step kubectl apply -f examples/seed/default-deny-all.yaml
-sleep "${SETTLE:-2}"
+settle
 run kubectl get networkpolicies -A
 curl_check backend frontend-service frontend 0 "article: blocks all traffic to and from every pod"
 curl_check client-pod frontend-service frontend 0 "article: blocks all traffic to and from every pod"
