@@ -4,14 +4,16 @@
 # and remove it even after a crash:
 #   RUN_DIR   /run/palisade-cluster          pids, sockets, containerd state
 #   VAR_DIR   /var/lib/palisade-cluster      certs, etcd, containerd root, kubelet root, logs
-#   netns     palisade-cluster-net           the "switch": bridge br0 10.250.0.254/24
-#             palisade-cluster-nodeN         node N: eth0 10.250.0.(10+N)/24
+#   netns     pcluster-net                   the "switch": bridge br0 10.250.0.254/24
+#             pcluster-nodeN                 node N: eth0 10.250.0.(10+N)/24
+#             (not palisade-*: that prefix is the lab's, and `palisade lab
+#             down --all` removes every namespace named so)
 #   cgroups   /palisade-cluster/daemons      every daemon the scripts start (and containerd's shims)
 #             /palisade-cluster/nodeN        kubelet's cgroupRoot (pods)
 #   nft/iptables tables: only inside the netns above (they die with them).
 CLUSTER_RUN_DIR="${CLUSTER_RUN_DIR:-/run/palisade-cluster}"
 CLUSTER_VAR_DIR="${CLUSTER_VAR_DIR:-/var/lib/palisade-cluster}"
-CLUSTER_NET_NS=palisade-cluster-net
+CLUSTER_NET_NS=pcluster-net
 CLUSTER_CGROUP=palisade-cluster
 CLUSTER_NODE_NET=10.250.0          # node addresses 10.250.0.11, .12 (inside the netns only)
 CLUSTER_POD_CIDR=10.244.0.0/16
@@ -19,7 +21,7 @@ CLUSTER_SERVICE_CIDR=10.96.0.0/16
 CLUSTER_API_IP="$CLUSTER_NODE_NET.11"
 CLUSTER_API_PORT=6443
 
-node_ns() { echo "palisade-cluster-node$1"; }
+node_ns() { echo "pcluster-node$1"; }
 node_name() { echo "palisade-node$1"; }
 node_ip() { echo "$CLUSTER_NODE_NET.$((10 + $1))"; }
 # run a command in node N's network namespace only: it stays in the host's

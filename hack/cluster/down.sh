@@ -6,7 +6,7 @@
 #   2. pods' tasks via containerd (clean shim exit, rootfs unmounted), if it still answers; containerd
 #   3. whatever is left in the cluster's cgroups (shims, containers): KILL
 #   4. every mount under /run/palisade-cluster and /var/lib/palisade-cluster, deepest first
-#   5. the netns palisade-cluster-* (with them their nftables/iptables tables, veths, bridges)
+#   5. the netns pcluster-* (with them their nftables/iptables tables, veths, bridges)
 #   6. the cgroups, then the two directories (KEEP_STATE=1 keeps /var/lib/palisade-cluster's logs)
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +35,7 @@ stop_pids() {  # stop_pids FILE...: TERM, then KILL after 5 s
 # 0. containerd 1.6's shim sockets live in /run/containerd/s (a fixed path);
 # the ones bound in the nodes' netns are ours: remembered now, removed at the
 # end (a clean shim exit removes its own; a crash leaves them)
-shim_socks=$(for ns in $(ip netns list | awk '{print $1}' | grep '^palisade-cluster-node'); do
+shim_socks=$(for ns in $(ip netns list | awk '{print $1}' | grep '^pcluster-node'); do
   nsenter --net="/run/netns/$ns" cat /proc/net/unix | awk '$8 ~ /^\/run\/containerd\/s\// {print $8}'
 done | sort -u)
 
@@ -79,7 +79,7 @@ for _ in 1 2 3; do
 done
 
 # 5. network namespaces
-for ns in $(ip netns list | awk '{print $1}' | grep '^palisade-cluster-'); do
+for ns in $(ip netns list | awk '{print $1}' | grep '^pcluster-'); do
   ip netns del "$ns" || log "cannot delete netns $ns"
 done
 

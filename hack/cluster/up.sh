@@ -42,7 +42,7 @@ case "$PROXY_MODE" in nftables|iptables) ;; *) echo "up.sh: PROXY_MODE must be n
 log() { echo "up.sh: $*" >&2; }
 T0=$SECONDS
 R="$CLUSTER_RUN_DIR" V="$CLUSTER_VAR_DIR"
-if [ -e "$R" ] || [ -e "$V" ] || ip netns list | grep -q '^palisade-cluster-'; then
+if [ -e "$R" ] || [ -e "$V" ] || ip netns list | grep -q '^pcluster-'; then
   log "a cluster (or its remains) exists: run hack/cluster/down.sh first"; exit 1
 fi
 [ "$PROXY_MODE" = iptables ] && { command -v iptables >/dev/null || { log "PROXY_MODE=iptables needs iptables (apt-get install -y iptables)"; exit 1; }; }
