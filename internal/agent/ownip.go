@@ -28,9 +28,31 @@ import (
 // localPod is a local pod as the source gave it, with what decides which
 // of two pods owns an address.
 type localPod struct {
-	pod      *model.Pod
-	created  time.Time
-	deleting bool
+	pod   *model.Pod
+	claim Claim
+}
+
+// Claim is what decides which of two pods reporting one address owns it.
+type Claim struct {
+	Key      model.Key
+	Created  time.Time
+	Deleting bool
+}
+
+// Claim returns the claim of the pod of ev.
+func (ev *Event) Claim() Claim { return Claim{ev.Key, ev.Created, ev.Deleting} }
+
+// Beats reports whether c owns an address rather than d, and why: the
+// pod not being deleted, else the newer one (by creation), else the one
+// later in name order. The agent and kube.ReadCluster both decide so.
+func (c Claim) Beats(d Claim) (bool, string) {
+	switch {
+	case c.Deleting != d.Deleting:
+		return !c.Deleting, "the other is being deleted"
+	case !c.Created.Equal(d.Created):
+		return c.Created.After(d.Created), "newer"
+	}
+	return d.Key.Less(c.Key), "later in name order"
 }
 
 // ownership is the agent's record of local pods' addresses.
@@ -43,34 +65,12 @@ func newOwnership() ownership {
 	return ownership{pods: map[model.Key]*localPod{}, claims: map[netip.Addr][]model.Key{}}
 }
 
-// beats reports whether pod a owns an address rather than pod b.
-func beats(a, b *localPod) bool {
-	if a.deleting != b.deleting {
-		return !a.deleting
-	}
-	if !a.created.Equal(b.created) {
-		return a.created.After(b.created)
-	}
-	return b.pod.Key().Less(a.pod.Key())
-}
-
-// why says, for the log, why winner beats loser.
-func why(winner, loser *localPod) string {
-	switch {
-	case winner.deleting != loser.deleting:
-		return "the other is being deleted"
-	case !winner.created.Equal(loser.created):
-		return "newer"
-	}
-	return "later in name order"
-}
-
 // owner returns the pod owning ip among its claimants.
 func (o *ownership) owner(ip netip.Addr) model.Key {
 	ks := o.claims[ip]
 	best := ks[0]
 	for _, k := range ks[1:] {
-		if beats(o.pods[k], o.pods[best]) {
+		if ok, _ := o.pods[k].claim.Beats(o.pods[best].claim); ok {
 			best = k
 		}
 	}
@@ -95,6 +95,12 @@ func (o *ownership) effective(k model.Key) *model.Pod {
 	return &p
 }
 
+// because says, for the log, why winner owns an address rather than loser.
+func because(winner, loser Claim) string {
+	_, why := winner.Beats(loser)
+	return why
+}
+
 // upsertPod applies an upsert of p from ev to the engine, through the
 // address ownership; a.mu is held.
 func (a *Agent) upsertPod(ev *Event) {
@@ -112,7 +118,7 @@ func (a *Agent) upsertPod(ev *Event) {
 	}
 	affected := a.releaseAddrs(k)
 	if a.isLocal(p) {
-		lp := &localPod{pod: p, created: ev.Created, deleting: ev.Deleting}
+		lp := &localPod{pod: p, claim: ev.Claim()}
 		a.own.pods[k] = lp
 		for _, ip := range p.IPs {
 			others := a.own.claims[ip]
@@ -137,7 +143,7 @@ func (a *Agent) upsertPod(ev *Event) {
 				}
 			}
 			a.log.Warn("two pods of this node report one address; enforcing it for one of them",
-				"address", ip.String(), "owner", w.pod.Key().String(), "other", l.pod.Key().String(), "because", why(w, l),
+				"address", ip.String(), "owner", w.pod.Key().String(), "other", l.pod.Key().String(), "because", because(w.claim, l.claim),
 				"claimants", len(a.own.claims[ip]))
 		}
 		p = a.own.effective(k)

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -122,18 +121,18 @@ func ReadCluster(ctx context.Context, src ClusterSource) (*model.Cluster, string
 	}
 
 	pods, err := listAll(ctx, size, cs.CoreV1().Pods("").List,
-		func(l *corev1.PodList) []corev1.Pod { return l.Items }, livePod)
+		func(l *corev1.PodList) []corev1.Pod { return l.Items }, podEvent)
 	if err != nil {
 		return nil, "", listErr("pods", err)
 	}
-	var live []livePodInfo
-	for _, p := range pods {
-		if p.ev.Delete { // finished: the agent deletes it too
+	var live []agent.Event
+	for _, ev := range pods {
+		if ev.Delete { // finished: the agent deletes it too
 			continue
 		}
-		note(p.ev.Err)
-		if p.ev.Pod != nil {
-			live = append(live, p)
+		note(ev.Err)
+		if ev.Pod != nil {
+			live = append(live, ev)
 		}
 	}
 	for _, p := range ownAddresses(live, warner(src.Warnings)) {
@@ -274,18 +273,6 @@ func listAll[L interface{ GetContinue() string }, T, R any](ctx context.Context,
 	}
 }
 
-// livePodInfo is a pod as the agent converts it, with what decides which
-// of two pods reporting one address owns it.
-type livePodInfo struct {
-	ev       agent.Event
-	created  time.Time
-	deleting bool
-}
-
-func livePod(p *corev1.Pod) livePodInfo {
-	return livePodInfo{ev: podEvent(p), created: p.CreationTimestamp.Time, deleting: p.DeletionTimestamp != nil}
-}
-
 type serviceInfo struct {
 	svc *model.Service
 	err error
@@ -300,18 +287,17 @@ func serviceResult(s *corev1.Service) serviceInfo {
 // manifest.Cluster rejects two pods with one address; a live cluster can
 // briefly show it (an address reused while the old pod's status lags, or
 // a pod being deleted), and one such moment must not make the whole
-// cluster unreadable. The address goes to the pod that is not being
-// deleted, else the newer one, else the later one in the listing's order
-// (namespace, name), which is the pod the agent's index ends up with when
-// it applies its initial listing in order. The other pod is kept without
-// that address, and warn says so. Host-network pods share their node's
-// address and are left alone, as in manifest.Cluster.
-func ownAddresses(pods []livePodInfo, warn func(string)) []*model.Pod {
-	sort.SliceStable(pods, func(i, j int) bool { return pods[i].ev.Key.Less(pods[j].ev.Key) })
+// cluster unreadable. The address goes to the pod the agent enforces it
+// for (agent.Claim.Beats: not being deleted, else newer, else later in
+// name order). The other pod is kept without that address, and warn says
+// so. Host-network pods share their node's address and are left alone,
+// as in manifest.Cluster.
+func ownAddresses(pods []agent.Event, warn func(string)) []*model.Pod {
+	sort.SliceStable(pods, func(i, j int) bool { return pods[i].Key.Less(pods[j].Key) })
 	owner := map[netip.Addr]int{}
 	lose := map[int][]netip.Addr{} // pod index -> addresses it does not own
 	for i := range pods {
-		p := pods[i].ev.Pod
+		p := pods[i].Pod
 		if p.HostNetwork {
 			continue
 		}
@@ -321,28 +307,20 @@ func ownAddresses(pods []livePodInfo, warn func(string)) []*model.Pod {
 				owner[ip] = i
 				continue
 			}
-			winner, loser, why := i, j, "later in name order"
-			switch a, b := pods[i], pods[j]; {
-			case a.deleting != b.deleting:
-				why = "the other is being deleted"
-				if a.deleting {
-					winner, loser = j, i
-				}
-			case !a.created.Equal(b.created):
-				why = "newer"
-				if a.created.Before(b.created) {
-					winner, loser = j, i
-				}
+			winner, loser := i, j
+			wins, why := pods[i].Claim().Beats(pods[j].Claim())
+			if !wins {
+				winner, loser = j, i
 			}
 			owner[ip] = winner
 			lose[loser] = append(lose[loser], ip)
 			warn(fmt.Sprintf("pods %s and %s both report address %s: taking it as %s's (%s)",
-				pods[loser].ev.Key, pods[winner].ev.Key, ip, pods[winner].ev.Key, why))
+				pods[loser].Key, pods[winner].Key, ip, pods[winner].Key, why))
 		}
 	}
 	out := make([]*model.Pod, 0, len(pods))
 	for i := range pods {
-		p := pods[i].ev.Pod
+		p := pods[i].Pod
 		if gone := lose[i]; len(gone) > 0 {
 			q := *p // model objects are never changed in place
 			q.IPs = slices.DeleteFunc(slices.Clone(p.IPs), func(ip netip.Addr) bool { return slices.Contains(gone, ip) })
