@@ -56,6 +56,23 @@ type workload struct {
 // selects the template's labels. A Job's template gets the job-name labels
 // the API server adds.
 func Workload(obj runtime.Object) (*model.Pod, error) {
+	w, errs, err := readWorkload(obj)
+	if err != nil {
+		return nil, err
+	}
+	return w.convert(errs)
+}
+
+// RunsNoPods reports whether a workload says it runs none: replicas (Job,
+// CronJob: parallelism) given as 0. It then stands for no pod.
+func RunsNoPods(obj runtime.Object) bool {
+	w, _, err := readWorkload(obj)
+	return err == nil && w.replicas != nil && *w.replicas == 0
+}
+
+// readWorkload reads what Workload converts of obj, and the errors of the
+// checks particular to its kind.
+func readWorkload(obj runtime.Object) (workload, field.ErrorList, error) {
 	spec := field.NewPath("spec")
 	var (
 		w    workload
@@ -64,31 +81,31 @@ func Workload(obj runtime.Object) (*model.Pod, error) {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
 		if o == nil {
-			return nil, nilInput("Deployment")
+			return workload{}, nil, nilInput("Deployment")
 		}
 		w = workload{"Deployment", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, &o.Spec.Template, spec.Child("template"), o.Spec.Replicas, spec.Child("replicas"), 1}
 		errs = appsSelector("deployment", o.Spec.Selector, &o.Spec.Template, spec)
 	case *appsv1.ReplicaSet:
 		if o == nil {
-			return nil, nilInput("ReplicaSet")
+			return workload{}, nil, nilInput("ReplicaSet")
 		}
 		w = workload{"ReplicaSet", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, &o.Spec.Template, spec.Child("template"), o.Spec.Replicas, spec.Child("replicas"), 1}
 		errs = appsSelector("replicaset", o.Spec.Selector, &o.Spec.Template, spec)
 	case *appsv1.StatefulSet:
 		if o == nil {
-			return nil, nilInput("StatefulSet")
+			return workload{}, nil, nilInput("StatefulSet")
 		}
 		w = workload{"StatefulSet", &o.ObjectMeta, apimachineryvalidation.NameIsDNSLabel, &o.Spec.Template, spec.Child("template"), o.Spec.Replicas, spec.Child("replicas"), 1}
 		errs = appsSelector("statefulset", o.Spec.Selector, &o.Spec.Template, spec)
 	case *appsv1.DaemonSet:
 		if o == nil {
-			return nil, nilInput("DaemonSet")
+			return workload{}, nil, nilInput("DaemonSet")
 		}
 		w = workload{"DaemonSet", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, &o.Spec.Template, spec.Child("template"), nil, nil, 0}
 		errs = appsSelector("daemonset", o.Spec.Selector, &o.Spec.Template, spec)
 	case *batchv1.Job:
 		if o == nil {
-			return nil, nilInput("Job")
+			return workload{}, nil, nilInput("Job")
 		}
 		w = workload{"Job", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, jobTemplate(&o.Spec, o.Name), spec.Child("template"), o.Spec.Parallelism, spec.Child("parallelism"), 1}
 		if o.Spec.Selector != nil || isTrue(o.Spec.ManualSelector) {
@@ -96,7 +113,7 @@ func Workload(obj runtime.Object) (*model.Pod, error) {
 		}
 	case *batchv1.CronJob:
 		if o == nil {
-			return nil, nilInput("CronJob")
+			return workload{}, nil, nilInput("CronJob")
 		}
 		js := spec.Child("jobTemplate", "spec")
 		w = workload{"CronJob", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, &o.Spec.JobTemplate.Spec.Template, js.Child("template"), o.Spec.JobTemplate.Spec.Parallelism, js.Child("parallelism"), 1}
@@ -113,14 +130,14 @@ func Workload(obj runtime.Object) (*model.Pod, error) {
 		}
 	case *corev1.ReplicationController:
 		if o == nil {
-			return nil, nilInput("ReplicationController")
+			return workload{}, nil, nilInput("ReplicationController")
 		}
 		w = workload{"ReplicationController", &o.ObjectMeta, apimachineryvalidation.NameIsDNSSubdomain, o.Spec.Template, spec.Child("template"), o.Spec.Replicas, spec.Child("replicas"), 1}
 		errs = rcSelector(o.Spec.Selector, o.Spec.Template, spec)
 	default:
-		return nil, fmt.Errorf("apiconv: %T is not a workload", obj)
+		return workload{}, nil, fmt.Errorf("apiconv: %T is not a workload", obj)
 	}
-	return w.convert(errs)
+	return w, errs, nil
 }
 
 // convert validates and converts the workload's metadata and template;

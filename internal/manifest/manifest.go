@@ -710,7 +710,7 @@ func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep 
 		m, err = apiconv.Policy(o)
 	default:
 		m, err = apiconv.Workload(o)
-		if err == nil && scaledToZero(o) && !r.single {
+		if err == nil && apiconv.RunsNoPods(o) && !r.single {
 			r.scaledToZero++
 			return Object{}, false, nil
 		}
@@ -724,28 +724,6 @@ func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep 
 		API:   api,
 		Model: m,
 	}, true, nil
-}
-
-// scaledToZero reports whether a workload says it runs no pods
-// (replicas or parallelism 0): it then stands for no pod, as a finished
-// pod stands for none.
-func scaledToZero(o runtime.Object) bool {
-	zero := func(n *int32) bool { return n != nil && *n == 0 }
-	switch o := o.(type) {
-	case *appsv1.Deployment:
-		return zero(o.Spec.Replicas)
-	case *appsv1.ReplicaSet:
-		return zero(o.Spec.Replicas)
-	case *appsv1.StatefulSet:
-		return zero(o.Spec.Replicas)
-	case *corev1.ReplicationController:
-		return zero(o.Spec.Replicas)
-	case *batchv1.Job:
-		return zero(o.Spec.Parallelism)
-	case *batchv1.CronJob:
-		return zero(o.Spec.JobTemplate.Spec.Parallelism)
-	}
-	return false
 }
 
 // maxNamed bounds the kinds and files a warning line names.
