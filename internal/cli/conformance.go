@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/palisade-net/palisade/internal/conformance"
@@ -80,9 +79,7 @@ func runConformance(s Streams, args []string) error {
 		summary += fmt.Sprintf(", %d skipped", skipped)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(docs); err != nil {
+		if err := writeJSON(s.Out, docs); err != nil {
 			return err
 		}
 		fmt.Fprintln(s.Err, summary)
