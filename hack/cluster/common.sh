@@ -39,3 +39,37 @@ cgroup_hierarchies() {
     echo "$d"
   done
 }
+
+# deploy_palisade KUBECTL [DIR]: Palisade as users install it (kubectl apply
+# -k deploy/, or the overlay DIR; the image the cluster imported under the
+# release tag), ready on every node.
+deploy_palisade() {
+  local k="$1" dir="${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/deploy}"
+  "$k" apply -k "$dir" >&2 &&
+    "$k" -n palisade-system rollout status daemonset/palisade-agent --timeout=120s >&2
+}
+
+# agent_checks KUBECTL: what the e2e run asks of the agents it ran with
+# (hack/cluster/e2e-deploy): on every node, no restart; the process's
+# effective capabilities exactly CAP_NET_ADMIN (bit 12: 0x1000), read from
+# /proc of the host (the DaemonSet shares no PID namespace, but the host sees
+# every process); and, where DENIED=1, at least one "connection denied" line
+# (NFLOG works with NET_ADMIN alone). Prints what it finds; non-zero on a miss.
+agent_checks() {
+  local k="$1" bad=0 pod node restarts pid cap denied procs=0
+  while read -r pod node restarts; do
+    denied=$("$k" -n palisade-system logs "$pod" 2>/dev/null | grep -c '"msg":"connection denied"')
+    echo "agent $pod on $node: restarts $restarts, denied connections logged $denied"
+    [ "$restarts" = 0 ] || { echo "  agent restarted"; bad=1; }
+    [ "${DENIED:-0}" = 0 ] || [ "$denied" -gt 0 ] || { echo "  no denied connection logged"; bad=1; }
+  done < <("$k" -n palisade-system get pods -l app.kubernetes.io/name=palisade \
+      -o jsonpath='{range .items[*]}{.metadata.name} {.spec.nodeName} {.status.containerStatuses[0].restartCount}{"\n"}{end}')
+  for pid in $(pgrep -x palisade); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q '^/palisade agent ' || continue
+    cap=$(sed -n 's/^CapEff:\s*//p' "/proc/$pid/status")
+    echo "agent process $pid: CapEff $cap"; procs=$((procs + 1))
+    [ "$cap" = 0000000000001000 ] || { echo "  expected CapEff 0000000000001000 (CAP_NET_ADMIN only)"; bad=1; }
+  done
+  [ "$procs" -gt 0 ] || { echo "no agent process found"; bad=1; }
+  return "$bad"
+}
