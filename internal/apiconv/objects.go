@@ -3,6 +3,7 @@ package apiconv
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -149,7 +150,8 @@ func Namespace(n *corev1.Namespace) (*model.Namespace, error) {
 // Node validates and converts a Node. Its addresses are the
 // status.addresses of type InternalIP and ExternalIP, without repeats; each
 // must be an IP address (the API server does not check this; palisade needs
-// it).
+// it). Its pod CIDRs are spec.podCIDRs, or spec.podCIDR when podCIDRs is
+// empty, each a CIDR (as parseCIDR checks), without repeats.
 func Node(n *corev1.Node) (*model.Node, error) {
 	if n == nil {
 		return nil, nilInput("Node")
@@ -166,6 +168,20 @@ func Node(n *corev1.Node) (*model.Node, error) {
 		if len(e) == 0 && !containsAddr(out.IPs, ip) {
 			out.IPs = append(out.IPs, ip)
 		}
+	}
+	addCIDR := func(path *field.Path, s string) {
+		cidr, e := parseCIDR(path, s)
+		errs = append(errs, e...)
+		if len(e) == 0 && !slices.Contains(out.PodCIDRs, cidr) {
+			out.PodCIDRs = append(out.PodCIDRs, cidr)
+		}
+	}
+	if len(n.Spec.PodCIDRs) > 0 {
+		for i, s := range n.Spec.PodCIDRs {
+			addCIDR(field.NewPath("spec", "podCIDRs").Index(i), s)
+		}
+	} else if n.Spec.PodCIDR != "" {
+		addCIDR(field.NewPath("spec", "podCIDR"), n.Spec.PodCIDR)
 	}
 	if err := objectErrors("Node", model.Key{Name: n.Name}, errs); err != nil {
 		return nil, err

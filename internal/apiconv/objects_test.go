@@ -13,7 +13,10 @@ import (
 	"github.com/palisade-net/palisade/internal/model"
 )
 
-var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+var (
+	addrCmp   = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })
+	prefixCmp = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })
+)
 
 func pod(tweaks ...func(*corev1.Pod)) *corev1.Pod {
 	p := &corev1.Pod{
@@ -226,6 +229,33 @@ func TestNode(t *testing.T) {
 			node:  &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "Node 1"}},
 			paths: []string{"metadata.name"},
 		},
+		{
+			name: "podCIDRs, repeats dropped",
+			node: cidrs("10.244.1.0/24", []string{"10.244.1.0/24", "fd00:10:244:1::/64", "10.244.1.0/24"}),
+			want: &model.Node{Name: "node-1", PodCIDRs: []netip.Prefix{
+				netip.MustParsePrefix("10.244.1.0/24"), netip.MustParsePrefix("fd00:10:244:1::/64"),
+			}},
+		},
+		{
+			name: "podCIDR alone (podCIDRs unset)",
+			node: cidrs("10.244.1.0/24", nil),
+			want: &model.Node{Name: "node-1", PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.1.0/24")}},
+		},
+		{
+			name: "no pod CIDR",
+			node: cidrs("", nil),
+			want: &model.Node{Name: "node-1"},
+		},
+		{
+			name:  "bad podCIDRs",
+			node:  cidrs("10.244.1.0/24", []string{"10.244.1.0/24", "10.244.1.1/24", "fd00::/129", "pods"}),
+			paths: []string{"spec.podCIDRs[1]", "spec.podCIDRs[2]", "spec.podCIDRs[3]"},
+		},
+		{
+			name:  "bad podCIDR",
+			node:  cidrs("10.244.01.0/24", nil),
+			paths: []string{"spec.podCIDR"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -236,11 +266,16 @@ func TestNode(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if diff := cmp.Diff(tt.want, got, addrCmp); diff != "" {
+			if diff := cmp.Diff(tt.want, got, addrCmp, prefixCmp); diff != "" {
 				t.Errorf("Node() mismatch (-want +got):\n%s", diff)
 			}
 		})
 	}
+}
+
+// cidrs is node-1 with spec.podCIDR and spec.podCIDRs.
+func cidrs(podCIDR string, podCIDRs []string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: corev1.NodeSpec{PodCIDR: podCIDR, PodCIDRs: podCIDRs}}
 }
 
 func service(tweaks ...func(*corev1.Service)) *corev1.Service {

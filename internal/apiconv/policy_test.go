@@ -375,7 +375,7 @@ func TestPolicyConversion(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Policy() error: %v", err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+			if diff := cmp.Diff(tt.want, got, prefixCmp); diff != "" {
 				t.Errorf("Policy() mismatch (-want +got):\n%s", diff)
 			}
 		})

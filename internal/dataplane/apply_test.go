@@ -318,8 +318,8 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
-// TestReadDrops: only the four drop counter sets come back, with the
-// elements Read gives them, and no chains.
+// TestReadDrops: only the four drop counter sets and the two base chains
+// come back, as Read gives them.
 func TestReadDrops(t *testing.T) {
 	_, en := newEnforcer(t)
 	e := seedEngine()
@@ -335,12 +335,17 @@ func TestReadDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(drops.Chains) != 0 || len(drops.Sets) != 4 || !drops.Live {
+	if len(drops.Chains) != 2 || len(drops.Sets) != 4 || !drops.Live {
 		t.Fatalf("ReadDrops: %d chains, %d sets, live %v", len(drops.Chains), len(drops.Sets), drops.Live)
 	}
 	for _, s := range drops.Sets {
 		if s.Kind != KindDrops || !reflect.DeepEqual(s, all.Set(s.Name)) {
 			t.Errorf("set %s: %+v, Read has %+v", s.Name, s, all.Set(s.Name))
+		}
+	}
+	for _, c := range drops.Chains {
+		if c.Hook == HookNone || !reflect.DeepEqual(c, all.Chain(c.Name)) {
+			t.Errorf("chain %s: %+v, Read has %+v", c.Name, c, all.Chain(c.Name))
 		}
 	}
 	if len(drops.Set("ingress_drops4").Elems) == 0 {

@@ -21,6 +21,44 @@ type Options struct {
 	LogDrops bool
 	LogGroup uint16
 	LogRate  uint32
+
+	// AllowUnknown turns the unknown-pod guard off. By default (false),
+	// traffic from or to an address inside the node's pod CIDRs that is
+	// not the address of a pod of this node that the engine knows is
+	// dropped: between the CNI giving a new pod its address and the
+	// agent learning of the pod, its traffic would otherwise pass
+	// unfiltered, even when a default-deny policy selects it.
+	AllowUnknown bool
+	// PodCIDRs, when set, are the node's pod CIDRs for the guard in place
+	// of the node's (model.Node.PodCIDRs): for CNIs whose IPAM does not
+	// follow spec.podCIDR. With neither, a family has no guard.
+	PodCIDRs []netip.Prefix
+}
+
+// GuardCIDRs returns the pod CIDRs the unknown-pod guard covers for node
+// in e, merged, by family (index 0 IPv4, 1 IPv6): opts.PodCIDRs if set,
+// else the node's; none when opts.AllowUnknown.
+func GuardCIDRs(e *engine.Engine, node string, opts Options) [2][]netip.Prefix {
+	var out [2][]netip.Prefix
+	if opts.AllowUnknown {
+		return out
+	}
+	cidrs := opts.PodCIDRs
+	if len(cidrs) == 0 {
+		if n := e.Node(node); n != nil {
+			cidrs = n.PodCIDRs
+		}
+	}
+	var b netipx.IPSetBuilder
+	for _, p := range cidrs {
+		b.AddPrefix(p.Masked())
+	}
+	set, _ := b.IPSet()
+	for _, p := range set.Prefixes() {
+		fi := famIndex(p.Addr())
+		out[fi] = append(out[fi], p)
+	}
+	return out
 }
 
 var (
@@ -32,7 +70,9 @@ var (
 // dispatching new connections through verdict maps keyed by the node's
 // pods, one chain per distinct set of isolating policies, direction and
 // family, and sets of peer addresses and named ports shared by the rules
-// that need the same elements. It is pure and deterministic.
+// that need the same elements; and, unless opts.AllowUnknown, a guard
+// that drops what comes from or goes to an address of the node's pod
+// CIDRs that no known local pod has. It is pure and deterministic.
 func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
 	c := &compiler{
 		e:        e,
@@ -150,7 +190,35 @@ func (c *compiler) compile() *Ruleset {
 		rs.Sets = append(rs.Sets, self[fi])
 	}
 
-	rs.Chains = append(rs.Chains, baseChains()...)
+	// The unknown-pod guard, in the families with pod CIDRs: the CIDRs,
+	// and every local pod's address, isolated or not.
+	cidrs := GuardCIDRs(c.e, c.node, c.opts)
+	var guarded [2]bool
+	for fi, fam := range families {
+		if guarded[fi] = len(cidrs[fi]) > 0; guarded[fi] {
+			s := &Set{Name: localCIDRs + fam.suffix(), Kind: KindCIDRs, Family: fam, Comment: "pod CIDRs of this node"}
+			for _, p := range cidrs[fi] {
+				s.Elems = append(s.Elems, Elem{Addr: p.Addr(), End: lastAddr(p)})
+			}
+			rs.Sets = append(rs.Sets, s)
+		}
+	}
+	var known [2]*Set
+	for fi, fam := range families {
+		if guarded[fi] {
+			known[fi] = &Set{Name: localPods + fam.suffix(), Kind: KindPods, Family: fam, Comment: "pods of this node known to the agent"}
+			rs.Sets = append(rs.Sets, known[fi])
+		}
+	}
+	for _, p := range local {
+		for _, ip := range p.IPs {
+			if s := known[famIndex(ip.Unmap())]; s != nil {
+				s.Elems = append(s.Elems, Elem{Addr: ip.Unmap()})
+			}
+		}
+	}
+
+	rs.Chains = append(rs.Chains, baseChains(guarded)...)
 
 	var chains []*Chain
 	inSelf := map[netip.Addr]bool{}
@@ -646,8 +714,34 @@ func (c *compiler) tail(dir model.Direction, chain string, fam Family) []Rule {
 // baseChains are the hooked chains: replies pass, new connections go to
 // the source pod's egress chain and then the destination pod's ingress
 // chain (forward), or only the egress chain (input: a pod to its node).
-func baseChains() []*Chain {
+// In the guarded families, a new connection from (forward, input) or to
+// (forward) an address of the node's pod CIDRs that is no known pod's is
+// dropped first. Not to one on input: the CNI's gateway address (cni0's
+// 10.244.0.1) is in the pod CIDR and is the node's own.
+func baseChains(guarded [2]bool) []*Chain {
 	est := Rule{CtEstablished: true, Verdict: VerdictAccept}
+	guard := func(fields ...Field) []Rule {
+		var out []Rule
+		for _, field := range fields {
+			for fi, fam := range families {
+				if !guarded[fi] {
+					continue
+				}
+				what := "source"
+				if field == Daddr {
+					what = "destination"
+				}
+				out = append(out, Rule{
+					Family:  fam,
+					Addr:    &AddrMatch{Field: field, Set: localCIDRs + fam.suffix()},
+					NotAddr: &AddrMatch{Field: field, Set: localPods + fam.suffix()},
+					Counter: true, Verdict: VerdictDrop,
+					Comment: what + ": pod address not known to the agent yet",
+				})
+			}
+		}
+		return out
+	}
 	dispatch := func(dir model.Direction) []Rule {
 		field := Daddr
 		if dir == model.Egress {
@@ -660,9 +754,19 @@ func baseChains() []*Chain {
 		return out
 	}
 	fwd := &Chain{Name: forwardChain, Hook: HookForward, Rules: []Rule{est}}
+	fwd.Rules = append(fwd.Rules, guard(Saddr, Daddr)...)
 	fwd.Rules = append(fwd.Rules, dispatch(model.Egress)...)
 	fwd.Rules = append(fwd.Rules, dispatch(model.Ingress)...)
 	in := &Chain{Name: inputChain, Hook: HookInput, Rules: []Rule{est}}
+	if guarded[famIndex(netip.IPv6Unspecified())] {
+		// Neighbour discovery is not tracked (never established): an
+		// unknown pod's answer to the node's solicitation would be
+		// dropped, and the node could not reach the pod (kubelet probes).
+		for _, t := range []uint8{ndSolicit, ndAdvert} {
+			in.Rules = append(in.Rules, Rule{Family: IPv6, ICMPv6: t, Verdict: VerdictAccept, Comment: "neighbour discovery: never established, let through before the pod address guard"})
+		}
+	}
+	in.Rules = append(in.Rules, guard(Saddr)...)
 	in.Rules = append(in.Rules, dispatch(model.Egress)...)
 	return []*Chain{fwd, in}
 }

@@ -173,6 +173,18 @@ func goldenCases() []struct {
 			})
 			return c
 		}, Options{}},
+		// The unknown-pod guard: the node's pod CIDRs (two IPv4 ones that
+		// merge, one IPv6), every local pod in local_pods4/6 whether a
+		// policy isolates it or not, a pod of another node in neither.
+		{"unknown-pod-guard", func() *model.Cluster {
+			c := standardCluster()
+			c.Nodes["node-1"].PodCIDRs = []netip.Prefix{prefix("10.10.0.0/17"), prefix("10.10.128.0/17"), prefix("fd00:10:10::/56")}
+			p := &model.Pod{Namespace: "y", Name: "elsewhere", Node: "node-2", Labels: map[string]string{"pod": "a"},
+				IPs: []netip.Addr{netip.MustParseAddr("10.11.0.5")}}
+			c.Pods[p.Key()] = p
+			addPolicy(c, defaultDenyAll("x"))
+			return c
+		}, Options{}},
 	}
 }
 
@@ -437,5 +449,76 @@ func TestCheapRulesFirst(t *testing.T) {
 	want := []string{"p4-anything", "p3-port", "p5-port", "p1-named", "p2-all-ports"}
 	if !slices.Equal(got, want) {
 		t.Errorf("rules in order %v, want %v:\n%s", got, want, rs)
+	}
+}
+
+// TestUnknownPodGuardCIDRs: the guard covers the flag's CIDRs if given,
+// else the node's, and nothing with AllowUnknown or without CIDRs;
+// local_pods holds every local pod with an address (not host-network
+// pods, nor pods of other nodes), whatever isolates them.
+func TestUnknownPodGuardCIDRs(t *testing.T) {
+	c := seedCluster()
+	c.Nodes["node-1"].PodCIDRs = []netip.Prefix{prefix("10.20.0.0/24")}
+	host := &model.Pod{Namespace: "default", Name: "host", Node: "node-1", HostNetwork: true, IPs: []netip.Addr{netip.MustParseAddr("10.20.0.1")}}
+	other := &model.Pod{Namespace: "default", Name: "other", Node: "node-2", IPs: []netip.Addr{netip.MustParseAddr("10.20.0.50")}}
+	c.Pods[host.Key()], c.Pods[other.Key()] = host, other
+	e := engine.FromCluster(c)
+	elems := func(rs *Ruleset, name string) []string {
+		s := rs.Set(name)
+		if s == nil {
+			return nil
+		}
+		var out []string
+		for _, el := range s.Elems {
+			out = append(out, s.elemString(el))
+		}
+		return out
+	}
+	guardRules := func(rs *Ruleset) (n int) {
+		for _, ch := range rs.Chains[:2] {
+			for _, r := range ch.Rules {
+				if r.NotAddr != nil {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name       string
+		opts       Options
+		cidrs4     []string
+		cidrs6     []string
+		rules      int // guard rules in forward and input
+		knownPods4 []string
+		noPodsSet6 bool
+	}{
+		{"node's", Options{}, []string{"10.20.0.0/24"}, nil, 3, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, true},
+		{"flag's", Options{PodCIDRs: []netip.Prefix{prefix("10.20.0.0/16"), prefix("fd00:20::/64")}}, []string{"10.20.0.0/16"}, []string{"fd00:20::/64"}, 6, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, false},
+		{"off", Options{AllowUnknown: true, PodCIDRs: []netip.Prefix{prefix("10.20.0.0/16")}}, nil, nil, 0, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := Compile(e, "node-1", tc.opts)
+			if diff := cmp.Diff(tc.cidrs4, elems(rs, "local_cidrs4")); diff != "" {
+				t.Errorf("local_cidrs4 (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.cidrs6, elems(rs, "local_cidrs6")); diff != "" {
+				t.Errorf("local_cidrs6 (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.knownPods4, elems(rs, "local_pods4")); diff != "" {
+				t.Errorf("local_pods4 (-want +got):\n%s", diff)
+			}
+			if got := rs.Set("local_pods6") == nil; got != tc.noPodsSet6 {
+				t.Errorf("local_pods6 absent = %v, want %v", got, tc.noPodsSet6)
+			}
+			if got := guardRules(rs); got != tc.rules {
+				t.Errorf("%d guard rules, want %d:\n%s", got, tc.rules, rs)
+			}
+		})
+	}
+	// A node without CIDRs: no guard, the base chains as before.
+	c.Nodes["node-1"].PodCIDRs = nil
+	if rs := Compile(engine.FromCluster(c), "node-1", Options{}); rs.Set("local_cidrs4") != nil || guardRules(rs) != 0 {
+		t.Errorf("no pod CIDR: guard present:\n%s", rs)
 	}
 }

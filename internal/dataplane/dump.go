@@ -37,19 +37,40 @@ func Dump(netnsPath string) (string, error) {
 // package does not write are kept as Raw text.
 func Read(netnsPath string) (*Ruleset, error) { return read(netnsPath, nil) }
 
-// ReadDrops reads only the per-pod drop counters back: a Ruleset holding
-// the four drops sets (ingress_drops4/6, egress_drops4/6) with their live
-// counters, and no chains. A metrics scrape needs no more, and reading the
-// whole table at 10k pods costs a few hundred milliseconds.
+// ReadDrops reads only the drop counters back: a Ruleset holding the four
+// drops sets (ingress_drops4/6, egress_drops4/6) with their live
+// counters, and the two base chains, whose rules carry the unknown-pod
+// guard's counters (GuardDrops). A metrics scrape needs no more, and
+// reading the whole table at 10k pods costs a few hundred milliseconds.
 func ReadDrops(netnsPath string) (*Ruleset, error) {
 	return read(netnsPath, map[string]bool{
 		ingressDrops + IPv4.suffix(): true, ingressDrops + IPv6.suffix(): true,
 		egressDrops + IPv4.suffix(): true, egressDrops + IPv6.suffix(): true,
+		forwardChain: true, inputChain: true,
 	})
 }
 
-// read reads the table, or only the sets named in only (and no chains)
-// when only is not nil.
+// GuardDrops returns the packets the unknown-pod guard's rules dropped,
+// by family (0: IPv4, 1: IPv6), in a ruleset read back from the kernel
+// (Read, ReadDrops). A change of the node's pod CIDRs rewrites the rules,
+// which restarts their counters.
+func (r *Ruleset) GuardDrops() [2]uint64 {
+	var out [2]uint64
+	for _, c := range r.Chains {
+		if c.Hook == HookNone {
+			continue
+		}
+		for _, x := range c.Rules {
+			if x.NotAddr != nil && x.Verdict == VerdictDrop && x.Family != FamilyAny {
+				out[x.Family-IPv4] += x.Packets
+			}
+		}
+	}
+	return out
+}
+
+// read reads the table, or only the sets and chains named in only when
+// only is not nil.
 func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 	nsFile, err := openNetNS(netnsPath)
 	if err != nil {
@@ -94,16 +115,12 @@ func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 		rs.Sets = append(rs.Sets, s)
 	}
 
-	if only != nil {
-		sortRuleset(rs)
-		return rs, nil
-	}
 	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}
 	for _, nc := range chains {
-		if nc.Table.Name != TableName {
+		if nc.Table.Name != TableName || only != nil && !only[nc.Name] {
 			continue
 		}
 		c := &Chain{Name: nc.Name}
@@ -139,18 +156,20 @@ func sortRuleset(rs *Ruleset) {
 			return 1
 		case KindSelf:
 			return 2
+		case KindCIDRs:
+			return 3
+		case KindPods:
+			return 4
 		}
-		return 3
+		return 5
 	}
 	sort.SliceStable(rs.Sets, func(i, j int) bool {
 		a, b := rs.Sets[i], rs.Sets[j]
 		if rank(a) != rank(b) {
 			return rank(a) < rank(b)
 		}
-		if rank(a) < 3 {
-			// egress before ingress, then 4 before 6, as Compile does.
-			return a.Name < b.Name
-		}
+		// The fixed sets: egress before ingress, then 4 before 6, as
+		// Compile does; the shared ones by name.
 		return a.Name < b.Name
 	})
 	sort.SliceStable(rs.Chains, func(i, j int) bool {
@@ -319,6 +338,10 @@ func readSets(nsFile *os.File) ([]*Set, error) {
 		switch {
 		case flags&unix.NFT_SET_MAP != 0:
 			s.Kind = KindDispatch
+		case s.Name == localCIDRs+IPv4.suffix() || s.Name == localCIDRs+IPv6.suffix():
+			s.Kind = KindCIDRs
+		case s.Name == localPods+IPv4.suffix() || s.Name == localPods+IPv6.suffix():
+			s.Kind = KindPods
 		case flags&unix.NFT_SET_INTERVAL != 0:
 			s.Kind = KindPeers
 		case keyType>>12 != 0:
@@ -348,7 +371,7 @@ func familyOfType(magic uint32) Family {
 func decodeElems(s *Set, kes []nftables.SetElement) ([]Elem, []Counter) {
 	var out []Elem
 	counters := map[Elem]Counter{}
-	if s.Kind == KindPeers {
+	if s.interval() {
 		type point struct {
 			a   netip.Addr
 			end bool
@@ -487,6 +510,16 @@ func decodeRule(nr *nftables.Rule) Rule {
 				loads = append(loads, e)
 				continue
 			}
+			if e.Base == expr.PayloadBaseTransportHeader && e.Offset == 0 && e.Len == 1 &&
+				r.Port != nil && r.Port.Proto == unix.IPPROTO_ICMPV6 && r.Port.First == 0 && i+1 < len(ex) {
+				c, ok := ex[i+1].(*expr.Cmp)
+				if !ok || c.Op != expr.CmpOpEq || len(c.Data) != 1 {
+					return fail("icmpv6 type")
+				}
+				r.Port, r.ICMPv6 = nil, c.Data[0]
+				i++
+				continue
+			}
 			if e.Base != expr.PayloadBaseTransportHeader || e.Offset != 2 {
 				return fail("payload")
 			}
@@ -513,6 +546,8 @@ func decodeRule(nr *nftables.Rule) Rule {
 			switch {
 			case e.IsDestRegSet && len(loads) == 1:
 				r.Dispatch = &AddrMatch{Field: fieldOf(loads[0]), Set: e.SetName}
+			case e.Invert && len(loads) == 1:
+				r.NotAddr = &AddrMatch{Field: fieldOf(loads[0]), Set: e.SetName}
 			case l4 && len(loads) == 1:
 				r.Named = e.SetName
 			case len(loads) == 2:

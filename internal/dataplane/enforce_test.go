@@ -236,3 +236,129 @@ func TestEnforcement(t *testing.T) {
 	apply()
 	check("no policy", backend, frontend, 80, true)
 }
+
+// TestEnforcementUnknownPods: real TCP through a node netns whose pod
+// CIDR (10.20.0.0/24, fd00:20::/64) holds two pods the engine knows
+// and one it does not yet (the window between the CNI and the agent's
+// watch), and the node's own address 10.20.0.1 (a CNI bridge's gateway
+// is in the pod CIDR too). The unknown address can neither reach nor be
+// reached from pods; known pods outside any policy talk freely; pods
+// reach the node's address (input), and the node reaches every pod
+// (output, which Palisade does not hook: kubelet probes). Once the
+// engine knows the pod, policy decides; with the guard off the unknown
+// address passes, as it did before the guard.
+func TestEnforcementUnknownPods(t *testing.T) {
+	const (
+		nodeIP  = "10.20.0.1"
+		a       = "10.20.0.11"
+		b       = "10.20.0.12"
+		unknown = "10.20.0.13"
+	)
+	node, pods := labNode(t, nodeIP, a, b, unknown)
+	for _, ip := range []string{a, b, unknown} {
+		serveEcho(t, pods[ip], ip+":80")
+		serveEcho(t, pods[ip], "["+v6(ip)+"]:80")
+	}
+	nodePath := "/run/netns/" + node
+	serveEcho(t, nodePath, nodeIP+":8080")
+	serveEcho(t, nodePath, "["+v6(nodeIP)+"]:8080")
+
+	en, err := New(nodePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer en.Close()
+	ctx := context.Background()
+
+	e := engine.New()
+	e.UpsertNamespace(&model.Namespace{Name: "default", Labels: map[string]string{model.NamespaceNameLabel: "default"}})
+	e.UpsertNode(&model.Node{Name: "node-1", IPs: []netip.Addr{netip.MustParseAddr(nodeIP)},
+		PodCIDRs: []netip.Prefix{netip.MustParsePrefix("10.20.0.0/24"), netip.MustParsePrefix("fd00:20::/64")}})
+	pod := func(name, ip string) *model.Pod {
+		return &model.Pod{Namespace: "default", Name: name, Node: "node-1", Labels: map[string]string{"app": name},
+			IPs: []netip.Addr{netip.MustParseAddr(ip), netip.MustParseAddr(v6(ip))}}
+	}
+	e.UpsertPod(pod("a", a))
+	e.UpsertPod(pod("b", b))
+	// The unknown pod, once known, takes connections from a only.
+	e.UpsertPolicy(&model.Policy{
+		Namespace: "default", Name: "u-from-a", Ingress: true,
+		PodSelector: model.Selector{MatchLabels: map[string]string{"app": "u"}},
+		IngressRules: []model.Rule{{
+			Peers: []model.Peer{{PodSelector: &model.Selector{MatchLabels: map[string]string{"app": "a"}}}},
+			Ports: []model.Port{{Protocol: model.TCP, Port: 80}},
+		}},
+	})
+	apply := func(opts Options) *Ruleset {
+		t.Helper()
+		rs := Compile(e, "node-1", opts)
+		if _, err := en.Apply(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	check := func(step, from, to string, port int, want bool) {
+		t.Helper()
+		path := pods[from]
+		if from == nodeIP || from == v6(nodeIP) {
+			path = nodePath
+		}
+		conn, err := dial(path, net.JoinHostPort(to, strconv.Itoa(port)))
+		if got := err == nil && echoes(conn); got != want {
+			t.Errorf("%s: %s -> %s:%d connected = %v (%v), want %v", step, from, to, port, got, err, want)
+		}
+		if conn != nil {
+			conn.Close()
+		}
+	}
+	both := func(step, from, to string, port int, want bool) {
+		t.Helper()
+		check(step, from, to, port, want)
+		check(step+" IPv6", v6(from), v6(to), port, want)
+	}
+
+	rs := apply(Options{})
+	if rs.Set("local_cidrs4") == nil || rs.Set("local_cidrs6") == nil {
+		t.Fatalf("no guard in the ruleset:\n%s", rs)
+	}
+	const step = "unknown"
+	both(step, unknown, a, 80, false)
+	both(step, a, unknown, 80, false)
+	both(step, unknown, b, 80, false)
+	both(step, a, b, 80, true) // known, no policy: free
+	both(step, b, a, 80, true)
+	both(step, a, nodeIP, 8080, true) // the node's address in the CIDR, on input
+	check(step, unknown, nodeIP, 8080, false)
+	check(step, nodeIP, a, 80, true) // output: not hooked
+	check(step, nodeIP, unknown, 80, true)
+	check(step+" IPv6", v6(nodeIP), v6(a), 80, true)
+	check(step+" IPv6", v6(nodeIP), v6(unknown), 80, true)
+
+	// The drops were counted on the guard's rules, in both families.
+	back, err := ReadDrops(en.nsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := back.GuardDrops(); g[0] == 0 || g[1] == 0 {
+		t.Errorf("the guard's rules counted %v drops:\n%s", g, back)
+	}
+
+	// The engine learns of the pod: policy decides.
+	e.UpsertPod(pod("u", unknown))
+	apply(Options{})
+	const known = "known"
+	both(known, a, unknown, 80, true)
+	both(known, b, unknown, 80, false)
+	both(known, unknown, a, 80, true)
+	check(known, unknown, nodeIP, 8080, true)
+
+	// Forgotten again, with the guard off: the old window.
+	e.DeletePod(model.Key{Namespace: "default", Name: "u"})
+	if rs := apply(Options{AllowUnknown: true}); rs.Set("local_cidrs4") != nil {
+		t.Fatalf("AllowUnknown: guard in the ruleset:\n%s", rs)
+	}
+	const off = "guard off"
+	both(off, unknown, a, 80, true)
+	both(off, b, unknown, 80, true)
+	check(off, unknown, nodeIP, 8080, true)
+}

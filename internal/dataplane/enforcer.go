@@ -524,7 +524,7 @@ func sameRules(a, b []Rule) bool {
 // equal reports whether r and o are the same rule (counter values aside).
 func (r *Rule) equal(o *Rule) bool {
 	return r.Family == o.Family && r.CtEstablished == o.CtEstablished &&
-		ptrEqual(r.Addr, o.Addr) && r.Self == o.Self && ptrEqual(r.Port, o.Port) &&
+		ptrEqual(r.Addr, o.Addr) && ptrEqual(r.NotAddr, o.NotAddr) && r.Self == o.Self && ptrEqual(r.Port, o.Port) && r.ICMPv6 == o.ICMPv6 &&
 		r.Named == o.Named && ptrEqual(r.Dispatch, o.Dispatch) && r.Counter == o.Counter &&
 		ptrEqual(r.Log, o.Log) && r.Verdict == o.Verdict && r.Comment == o.Comment && r.Raw == o.Raw
 }

@@ -13,8 +13,8 @@ import (
 // name, and recompiles only the policies that the engine's Changes name (plus,
 // conservatively, those isolating a local pod that changed, and all of
 // them when the address families of the local pods change). The rest of
-// the ruleset (maps, pod groups and their chains) is rebuilt every time:
-// it is cheap. The output is the same as Compile's; sets kept from the
+// the ruleset (maps, pod groups and their chains, the base chains and the
+// unknown-pod guard's sets) is rebuilt every time: it is cheap. The output is the same as Compile's; sets kept from the
 // cache are the same *Set, with the same element slice, as in the
 // previous Ruleset, which lets Enforcer.Apply skip them without
 // comparing elements.
@@ -79,7 +79,9 @@ func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 		}
 	}
 	if len(ch.Nodes) > 0 && len(cc.cache) > 0 {
-		// Nothing compiled reads nodes today; start afresh anyway, it is rare.
+		// No policy's rules read nodes (the unknown-pod guard reads this
+		// node's pod CIDRs, but its sets and rules are rebuilt every
+		// time, with the maps); start afresh anyway, it is rare.
 		clear(cc.cache)
 	}
 	c := &compiler{

@@ -16,7 +16,7 @@ import (
 // randWorld makes random edits to an engine: pods added, removed,
 // relabelled, moved between nodes, readdressed, given named ports;
 // namespaces relabelled and deleted; policies added, replaced and
-// deleted; nodes readdressed.
+// deleted; nodes readdressed and given pod CIDRs.
 type randWorld struct {
 	r *rand.Rand
 	e *engine.Engine
@@ -68,6 +68,19 @@ func (w *randWorld) addrs(i int) []netip.Addr {
 	default:
 		return []netip.Addr{v4}
 	}
+}
+
+// podCIDRs are a node's: none, IPv4, IPv6 or both, covering some of the
+// pod addresses addrs makes (10.R.I.x, fd00::R:x).
+func (w *randWorld) podCIDRs() []netip.Prefix {
+	var out []netip.Prefix
+	if w.r.IntN(3) != 0 {
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(w.r.IntN(3)), 0, 0}), 16))
+	}
+	if w.r.IntN(2) == 0 {
+		out = append(out, netip.MustParsePrefix(fmt.Sprintf("fd00::%x:0/112", w.r.IntN(3))))
+	}
+	return out
 }
 
 func (w *randWorld) pod() *model.Pod {
@@ -153,7 +166,7 @@ func (w *randWorld) edit() {
 		if w.r.IntN(4) == 0 {
 			e.DeleteNode(n)
 		} else {
-			e.UpsertNode(&model.Node{Name: n, IPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(w.r.IntN(5))})}})
+			e.UpsertNode(&model.Node{Name: n, IPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(w.r.IntN(5))})}, PodCIDRs: w.podCIDRs()})
 		}
 	case k < 7:
 		e.UpsertPod(w.pod())
@@ -223,10 +236,16 @@ func TestCompilerMatchesCompile(t *testing.T) {
 			if seed%2 == 0 {
 				opts = Options{LogDrops: true, LogGroup: 3}
 			}
+			switch seed {
+			case 3: // the guard's CIDRs from the flag, not the node
+				opts.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00::/64")}
+			case 4:
+				opts.AllowUnknown = true
+			}
 			w := &randWorld{r: rand.New(rand.NewPCG(seed, 42)), e: engine.New()}
 			cc := NewCompiler("n0", opts)
 			var prevInc, prevFull *Ruleset
-			recompiled, cached := 0, 0
+			recompiled, cached, guarded := 0, 0, 0
 			for step := 0; step < steps; step++ {
 				for n := 1 + w.r.IntN(3); n > 0; n-- {
 					w.edit()
@@ -250,11 +269,19 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				}
 				recompiled += cc.Recompiled
 				cached += len(cc.cache)
+				for _, name := range []string{"local_pods4", "local_pods6"} {
+					if s := inc.Set(name); s != nil && len(s.Elems) > 0 {
+						guarded++
+					}
+				}
 				prevInc, prevFull = inc, full
 			}
-			t.Logf("%d steps: %d policy-directions recompiled, %d in use summed over compiles", steps, recompiled, cached)
+			t.Logf("%d steps: %d policy-directions recompiled, %d in use summed over compiles; %d guard sets with pods", steps, recompiled, cached, guarded)
 			if recompiled >= cached {
 				t.Errorf("nothing came from the cache")
+			}
+			if (guarded == 0) != opts.AllowUnknown {
+				t.Errorf("%d guard sets with pods, AllowUnknown %v", guarded, opts.AllowUnknown)
 			}
 		})
 	}

@@ -117,6 +117,12 @@ func (r *Rule) exprs() []expr.Any {
 			&expr.Lookup{SourceRegister: reg1, SetName: r.Addr.Set},
 		)
 	}
+	if r.NotAddr != nil {
+		out = append(out,
+			addrPayload(r.Family, r.NotAddr.Field, reg1),
+			&expr.Lookup{SourceRegister: reg1, SetName: r.NotAddr.Set, Invert: true},
+		)
+	}
 	if r.Self != "" {
 		second := uint32(reg32b)
 		if r.Family == IPv6 {
@@ -130,6 +136,14 @@ func (r *Rule) exprs() []expr.Any {
 	}
 	if r.Port != nil && r.Addr == nil {
 		out = append(out, r.Port.exprs()...)
+	}
+	if r.ICMPv6 != 0 {
+		out = append(out,
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{r.ICMPv6}},
+		)
 	}
 	if r.Dispatch != nil {
 		out = append(out,
@@ -172,7 +186,7 @@ func (s *Set) nftSet(t *nftables.Table, id uint32) *nftables.Set {
 	}
 	ns := &nftables.Set{Table: t, ID: id, Name: s.Name, KeyType: ip, Comment: s.Comment}
 	switch s.Kind {
-	case KindPeers:
+	case KindPeers, KindCIDRs:
 		ns.Interval = true
 	case KindNamed:
 		ns.KeyType = nftables.MustConcatSetType(ip, nftables.TypeInetProto, nftables.TypeInetService)
@@ -197,7 +211,7 @@ func (s *Set) nftElems(es []Elem, forDelete bool) []nftables.SetElement {
 	out := make([]nftables.SetElement, 0, len(es))
 	for _, e := range es {
 		switch s.Kind {
-		case KindPeers:
+		case KindPeers, KindCIDRs:
 			out = append(out, nftables.SetElement{Key: e.Addr.AsSlice()})
 			end := e.End
 			if !end.IsValid() {

@@ -109,6 +109,12 @@ const (
 	KindDrops
 	// KindDispatch: verdict map from a pod's address to its chain.
 	KindDispatch
+	// KindCIDRs: the node's pod CIDRs (`flags interval`), for the
+	// unknown-pod guard.
+	KindCIDRs
+	// KindPods: every local pod's address the agent knows, for the
+	// unknown-pod guard.
+	KindPods
 )
 
 // Elem is one element of a set or map. Which fields are used depends on
@@ -153,6 +159,9 @@ func (s *Set) sameDef(o *Set) bool {
 
 // IsMap reports whether s is a verdict map.
 func (s *Set) IsMap() bool { return s.Kind == KindDispatch }
+
+// interval reports whether s is an interval set: its elements are ranges.
+func (s *Set) interval() bool { return s.Kind == KindPeers || s.Kind == KindCIDRs }
 
 // Hook is where a base chain is attached; HookNone is a regular chain.
 type Hook uint8
@@ -215,10 +224,14 @@ type Rule struct {
 	CtEstablished bool
 	// Addr matches one address against a set.
 	Addr *AddrMatch
+	// NotAddr matches an address that is not in a set (`!= @set`).
+	NotAddr *AddrMatch
 	// Self matches `saddr . daddr` against a set.
 	Self string
 	// Port matches protocol and destination port.
 	Port *PortMatch
+	// ICMPv6 matches an ICMPv6 message type (`icmpv6 type T`).
+	ICMPv6 uint8
 	// Named matches `daddr . meta l4proto . th dport` against a set.
 	Named string
 	// Dispatch jumps through a verdict map keyed by the address.
@@ -333,7 +346,7 @@ func (s *Set) render(b *strings.Builder, live bool) {
 		word = "map"
 	}
 	fmt.Fprintf(b, "\t%s %s {\n\t\ttype %s\n", word, s.Name, s.keyType())
-	if s.Kind == KindPeers {
+	if s.interval() {
 		b.WriteString("\t\tflags interval\n")
 	}
 	if s.Kind == KindDrops {
@@ -346,7 +359,7 @@ func (s *Set) render(b *strings.Builder, live bool) {
 		b.WriteString("\t\telements = { ")
 		// nft puts two IPv4 keys on a line, and one of anything else.
 		perLine := 1
-		if s.Family == IPv4 && (s.Kind == KindPeers || s.Kind == KindDrops || s.Kind == KindDispatch) {
+		if s.Family == IPv4 && s.Kind != KindNamed && s.Kind != KindSelf {
 			perLine = 2
 		}
 		for i, e := range s.Elems {
@@ -370,7 +383,7 @@ func (s *Set) render(b *strings.Builder, live bool) {
 // elemString renders one element as nft does.
 func (s *Set) elemString(e Elem) string {
 	switch s.Kind {
-	case KindPeers:
+	case KindPeers, KindCIDRs:
 		return rangeString(e.Addr, e.End)
 	case KindNamed:
 		return fmt.Sprintf("%s . %s . %d", e.Addr, protoName(e.Proto), e.Port)
@@ -433,6 +446,23 @@ func protoName(p model.Protocol) string {
 	return fmt.Sprint(uint8(p))
 }
 
+// ICMPv6 neighbour discovery (RFC 4861) message types.
+const (
+	ndSolicit uint8 = 135
+	ndAdvert  uint8 = 136
+)
+
+// icmpv6Name names an ICMPv6 type as nft does.
+func icmpv6Name(t uint8) string {
+	switch t {
+	case ndSolicit:
+		return "nd-neighbor-solicit"
+	case ndAdvert:
+		return "nd-neighbor-advert"
+	}
+	return fmt.Sprint(t)
+}
+
 func (c *Chain) render(b *strings.Builder, live bool) {
 	fmt.Fprintf(b, "\tchain %s {\n", c.Name)
 	if c.Hook != HookNone {
@@ -478,11 +508,17 @@ func (r *Rule) text(live bool) string {
 	if r.Addr != nil {
 		parts = append(parts, fmt.Sprintf("%s %s @%s", ip, r.Addr.Field, r.Addr.Set))
 	}
+	if r.NotAddr != nil {
+		parts = append(parts, fmt.Sprintf("%s %s != @%s", ip, r.NotAddr.Field, r.NotAddr.Set))
+	}
 	if r.Self != "" {
 		parts = append(parts, fmt.Sprintf("%s saddr . %s daddr @%s", ip, ip, r.Self))
 	}
 	if r.Port != nil && r.Addr == nil {
 		parts = append(parts, r.Port.String())
+	}
+	if r.ICMPv6 != 0 {
+		parts = append(parts, "icmpv6 type "+icmpv6Name(r.ICMPv6))
 	}
 	if r.Dispatch != nil {
 		parts = append(parts, fmt.Sprintf("%s %s vmap @%s", ip, r.Dispatch.Field, r.Dispatch.Set))

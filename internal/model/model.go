@@ -175,6 +175,10 @@ func (p *Pod) NamedPort(name string, proto Protocol) (uint16, bool) {
 type Node struct {
 	Name string
 	IPs  []netip.Addr
+	// PodCIDRs are the ranges the node's pods get their addresses from
+	// (spec.podCIDRs, or spec.podCIDR), masked; none until the
+	// controller-manager assigns them, or when the cluster does not.
+	PodCIDRs []netip.Prefix
 }
 
 // ServicePort maps a Service port to a target port on the endpoints, by
