@@ -63,6 +63,10 @@ type Options struct {
 	// the kernel and before the agent reports ready. The CLI returns the
 	// start's transient memory to the OS there (debug.FreeOSMemory).
 	BeforeReady func()
+	// GuardUnknownPods says the dataplane's unknown-pod guard is on
+	// (dataplane.Options.AllowUnknown unset, --drop-unknown-pod-ips):
+	// the agent warns when the node has no pod CIDR for it to work with.
+	GuardUnknownPods bool
 }
 
 // maxPendingLatencies bounds the receipt times kept for events not yet
@@ -103,6 +107,10 @@ type Agent struct {
 	sweepReq      chan struct{}
 	sweepsPending atomic.Int64
 	counts        counts
+	// guard is what the unknown-pod guard covered at the last sync, by
+	// family; guardSeen once a sync has set it.
+	guard     [2]bool
+	guardSeen bool
 
 	reconciled atomic.Bool
 	started    time.Time
@@ -400,6 +408,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	a.m.localPods.Set(float64(local))
 	a.m.policies.Set(float64(pols))
 	a.m.setRuleset(rs)
+	a.noteGuard(rs)
 	var worst time.Duration
 	for _, t := range pending {
 		d := done.Sub(t)
@@ -431,6 +440,29 @@ func (a *Agent) sync(ctx context.Context) error {
 	}
 	a.polChanged = false
 	return nil
+}
+
+// noteGuard exports the families the unknown-pod guard of rs covers, and
+// logs it on the first sync and whenever it changes: a warning when the
+// guard is meant to be on and the node has no pod CIDR for it.
+func (a *Agent) noteGuard(rs *dataplane.Ruleset) {
+	g := rs.Guarded()
+	for fi, fam := range [...]string{"ipv4", "ipv6"} {
+		a.m.guard.WithLabelValues(fam).Set(float64(b2i(g[fi])))
+	}
+	if a.guardSeen && g == a.guard {
+		return
+	}
+	a.guard, a.guardSeen = g, true
+	switch {
+	case !a.opts.GuardUnknownPods:
+	case g == [2]bool{}:
+		a.log.Warn("no pod CIDR for this node (Node spec.podCIDRs unset, no --pod-cidr): pods the agent does not know yet are not guarded, their traffic passes unfiltered until it learns of them",
+			"node", a.opts.NodeName)
+	default:
+		a.log.Info("unknown-pod guard on: traffic from or to an address of the node's pod CIDRs that no known pod of this node has is dropped",
+			"node", a.opts.NodeName, "ipv4", g[0], "ipv6", g[1])
+	}
 }
 
 func (a *Agent) setSyncErr(err error) {

@@ -773,3 +773,56 @@ func TestReadinessAndRetry(t *testing.T) {
 	eventually(t, "the retry", func() bool { return len(h.elems("ingress4")) == 2 })
 	get(t, srv.URL+"/readyz", 200)
 }
+
+// TestUnknownPodGuard: the guard's gauge follows the node's pod CIDRs; a
+// node without one is warned about once, and the guard coming on is
+// logged once; local_pods4 holds every local pod, isolated or not; the
+// guard's drop counter is exported per guarded family.
+func TestUnknownPodGuard(t *testing.T) {
+	logs := &fixture.LogBuffer{}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()) }
+	h := startAgent(t, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: now, GuardUnknownPods: true})
+	node := func(cidrs ...string) Event {
+		n := &model.Node{Name: testNode}
+		for _, c := range cidrs {
+			n.PodCIDRs = append(n.PodCIDRs, netip.MustParsePrefix(c))
+		}
+		return Event{Kind: KindNode, Key: model.Key{Name: testNode}, Node: n}
+	}
+	h.push(nsEv("shop"))
+	h.push(podEv(pod("shop", "web", testNode, "10.0.0.1", "app", "web")))
+	h.push(node())
+	h.synced()
+	h.settle()
+	for _, fam := range []string{"ipv4", "ipv6"} {
+		if g := gauge(t, h.a, "palisade_unknown_pod_guard", "family", fam); g != 0 {
+			t.Errorf("no pod CIDR: palisade_unknown_pod_guard{family=%q} = %v", fam, g)
+		}
+	}
+	if n := strings.Count(logs.String(), "no pod CIDR for this node"); n != 1 {
+		t.Errorf("%d warnings about the missing pod CIDR, want 1:\n%s", n, logs)
+	}
+
+	h.push(node("10.0.0.0/24"))
+	h.push(podEv(pod("shop", "db", testNode, "10.0.0.2", "app", "db")))
+	h.push(polEv(allowFrom("shop", "db-from-web", map[string]string{"app": "db"}, "web")))
+	h.settle()
+	if g := gauge(t, h.a, "palisade_unknown_pod_guard", "family", "ipv4"); g != 1 {
+		t.Errorf("palisade_unknown_pod_guard{family=ipv4} = %v, want 1", g)
+	}
+	if g := gauge(t, h.a, "palisade_unknown_pod_guard", "family", "ipv6"); g != 0 {
+		t.Errorf("palisade_unknown_pod_guard{family=ipv6} = %v, want 0", g)
+	}
+	if got := strings.Join(h.elems("local_pods4"), " "); got != "10.0.0.1 10.0.0.2" {
+		t.Errorf("local_pods4 = %s, want both local pods", got)
+	}
+	clock.Add(int64(dropsMinInterval)) // the drop counters are read again
+	if g := gauge(t, h.a, "palisade_unknown_pod_drops_total", "family", "ipv4"); g != 0 {
+		t.Errorf("palisade_unknown_pod_drops_total{family=ipv4} = %v (the fake kernel drops nothing)", g)
+	}
+	if n := strings.Count(logs.String(), "unknown-pod guard on"); n != 1 {
+		t.Errorf("%d logs of the guard coming on, want 1:\n%s", n, logs)
+	}
+}

@@ -29,6 +29,7 @@ type metrics struct {
 	elements, sets, chains, rules prometheus.Gauge
 	pods, localPods, policies     prometheus.Gauge
 	rejected                      *prometheus.GaugeVec
+	guard                         *prometheus.GaugeVec
 	duplicateIPs                  prometheus.Gauge
 
 	denied, deniedLost, deniedDropped prometheus.Counter
@@ -76,6 +77,11 @@ func newMetrics(a *Agent) *metrics {
 		m.rejected.WithLabelValues(k.String()) // export zeros
 	}
 	m.reg.MustRegister(m.rejected)
+	m.guard = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "palisade_unknown_pod_guard",
+		Help: "1 when traffic from or to an address of the node's pod CIDRs that no pod of this node known to the agent has is dropped, by family (0: off, or no pod CIDR of that family).",
+	}, []string{"family"})
+	m.reg.MustRegister(m.guard)
 	m.duplicateIPs = gauge("palisade_duplicate_local_pod_ips", "Addresses that two or more pods of this node report (an address reused while the old pod lingers): each is enforced for one of them, the pod not being deleted, else the newer, else the later name.")
 	m.denied = counter("palisade_denied_logged_total", "Denied new connections written to the deny log.")
 	m.deniedLost = counter("palisade_denied_log_lost_total", "Times the NFLOG socket overran (records lost before reaching the deny log).")
@@ -84,7 +90,10 @@ func newMetrics(a *Agent) *metrics {
 	m.flowErrors = counter("palisade_conntrack_errors_total", "Failed conntrack sweeps.")
 	m.reg.MustRegister(&dropsCollector{a: a, desc: prometheus.NewDesc("palisade_drops_total",
 		"New connections dropped by policy, per pod of this node and direction (the kernel's per-pod counters).",
-		[]string{"namespace", "pod", "direction"}, nil)})
+		[]string{"namespace", "pod", "direction"}, nil),
+		guardDesc: prometheus.NewDesc("palisade_unknown_pod_drops_total",
+			"Packets of new connections dropped because an address of the node's pod CIDRs was no known pod's (the agent had not learnt of the pod yet), by family (the kernel's rule counters; they restart when the pod CIDRs change).",
+			[]string{"family"}, nil)})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -123,15 +132,16 @@ const dropsMinInterval = 5 * time.Second
 // dropsCollector reads the per-pod drop counters from the kernel on
 // scrape (at most every dropsMinInterval) and names the pods.
 type dropsCollector struct {
-	a    *Agent
-	desc *prometheus.Desc
+	a         *Agent
+	desc      *prometheus.Desc
+	guardDesc *prometheus.Desc
 
 	mu   sync.Mutex
 	at   time.Time
 	last []prometheus.Metric
 }
 
-func (c *dropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *dropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.guardDesc }
 
 func (c *dropsCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
@@ -186,7 +196,15 @@ func (c *dropsCollector) read() []prometheus.Metric {
 			sums[k] += pkts[i]
 		}
 	})
-	out := make([]prometheus.Metric, 0, len(order))
+	out := make([]prometheus.Metric, 0, len(order)+2)
+	if g := rs.Guarded(); g[0] || g[1] {
+		drops := rs.GuardDrops()
+		for fi, fam := range [...]string{"ipv4", "ipv6"} {
+			if g[fi] {
+				out = append(out, prometheus.MustNewConstMetric(c.guardDesc, prometheus.CounterValue, float64(drops[fi]), fam))
+			}
+		}
+	}
 	for _, k := range order {
 		out = append(out, prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(sums[k]),
 			k.pod.Namespace, k.pod.Name, dirWord(k.dir)))

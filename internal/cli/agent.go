@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/palisade-net/palisade/internal/agent"
@@ -28,6 +30,21 @@ func runAgent(s Streams, args []string) error {
 	terminate := fs.Bool("terminate-denied", false, "after a policy change, delete established conntrack flows that policy now denies")
 	cleanup := fs.Bool("cleanup", false, "remove Palisade's table from the node and exit")
 	profiling := fs.Bool("profiling", false, "also serve Go's profiles (/debug/pprof/) on --metrics-addr (CPU profiles and traces of at most 60 s)")
+	dropUnknown := fs.Bool("drop-unknown-pod-ips", true, "drop traffic from or to an address of the node's pod CIDRs that no pod of this node known to the agent has: "+
+		"a new pod gets its address from the CNI before the agent learns of it from the API, and would meanwhile pass unfiltered even under a default-deny policy "+
+		"(false: let it pass, as before)")
+	var podCIDRs []netip.Prefix
+	fs.Func("pod-cidr", "this node's pod `CIDR[,CIDR]` for --drop-unknown-pod-ips, in place of the Node's spec.podCIDRs: for CNIs whose IPAM does not follow it (Calico's IP pools)", func(v string) error {
+		podCIDRs = podCIDRs[:0]
+		for _, f := range strings.Split(v, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(f))
+			if err != nil {
+				return err
+			}
+			podCIDRs = append(podCIDRs, p.Masked())
+		}
+		return nil
+	})
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -55,9 +72,12 @@ func runAgent(s Streams, args []string) error {
 		return badInputf("agent: --node-name (or $NODE_NAME) is required")
 	}
 
-	opts := dataplane.Options{}
+	opts := dataplane.Options{AllowUnknown: !*dropUnknown, PodCIDRs: podCIDRs}
 	if *logDenied {
-		opts = dataplane.Options{LogDrops: true, LogGroup: agent.DenyLogGroup, LogRate: agent.DenyLogRate}
+		opts.LogDrops, opts.LogGroup, opts.LogRate = true, agent.DenyLogGroup, agent.DenyLogRate
+	}
+	if !*dropUnknown {
+		log.Warn("--drop-unknown-pod-ips=false: a new pod's traffic passes unfiltered until the agent learns of the pod", "node", *nodeName)
 	}
 	node, err := agent.NewNode(*nodeName, *netnsPath, opts)
 	if err != nil {
@@ -84,7 +104,7 @@ func runAgent(s Streams, args []string) error {
 			debug.SetGCPercent(50)
 		}
 	}
-	aopts := agent.Options{NodeName: *nodeName, Logger: log, BeforeReady: beforeReady}
+	aopts := agent.Options{NodeName: *nodeName, Logger: log, BeforeReady: beforeReady, GuardUnknownPods: *dropUnknown}
 	if *logDenied {
 		nf, err := agent.OpenNFLOG(*netnsPath, agent.DenyLogGroup)
 		if err != nil {

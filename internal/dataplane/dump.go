@@ -54,19 +54,32 @@ func ReadDrops(netnsPath string) (*Ruleset, error) {
 // by family (0: IPv4, 1: IPv6), in a ruleset read back from the kernel
 // (Read, ReadDrops). A change of the node's pod CIDRs rewrites the rules,
 // which restarts their counters.
-func (r *Ruleset) GuardDrops() [2]uint64 {
-	var out [2]uint64
+func (r *Ruleset) GuardDrops() (out [2]uint64) {
+	r.guardRules(func(fi int, x *Rule) { out[fi] += x.Packets })
+	return out
+}
+
+// Guarded reports, by family (0: IPv4, 1: IPv6), whether the base chains
+// have the unknown-pod guard: the node has pod CIDRs of that family (or
+// Options.PodCIDRs does) and Options.AllowUnknown is off.
+func (r *Ruleset) Guarded() (out [2]bool) {
+	r.guardRules(func(fi int, _ *Rule) { out[fi] = true })
+	return out
+}
+
+// guardRules calls fn with each rule of the unknown-pod guard and the
+// index of its family.
+func (r *Ruleset) guardRules(fn func(fi int, x *Rule)) {
 	for _, c := range r.Chains {
 		if c.Hook == HookNone {
 			continue
 		}
-		for _, x := range c.Rules {
-			if x.NotAddr != nil && x.Verdict == VerdictDrop && x.Family != FamilyAny {
-				out[x.Family-IPv4] += x.Packets
+		for i := range c.Rules {
+			if x := &c.Rules[i]; x.NotAddr != nil && x.Verdict == VerdictDrop && x.Family != FamilyAny {
+				fn(int(x.Family-IPv4), x)
 			}
 		}
 	}
-	return out
 }
 
 // read reads the table, or only the sets and chains named in only when

@@ -339,7 +339,7 @@ func TestEnforcementUnknownPods(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := back.GuardDrops(); g[0] == 0 || g[1] == 0 {
+	if g := back.GuardDrops(); g[0] == 0 || g[1] == 0 || back.Guarded() != [2]bool{true, true} {
 		t.Errorf("the guard's rules counted %v drops:\n%s", g, back)
 	}
 

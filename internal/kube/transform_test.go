@@ -241,6 +241,10 @@ func TestSameEvent(t *testing.T) {
 			n.Status.Conditions[0].LastHeartbeatTime = metav1.Now()
 		}, true},
 		{"node address", nodeTransform, func() any { return fullNode() }, func(o any) { o.(*corev1.Node).Status.Addresses[1].Address = "192.168.0.2" }, false},
+		// Set once by the controller-manager, maybe after the agent started.
+		{"node podCIDRs", nodeTransform, func() any { return fullNode() }, func(o any) {
+			o.(*corev1.Node).Spec.PodCIDRs = []string{"10.1.0.0/24", "fd00:1::/64"}
+		}, false},
 		{"policy label", policyTransform, func() any { return fullPolicy() }, func(o any) { o.(*networkingv1.NetworkPolicy).Labels = map[string]string{"x": "2"} }, true},
 		{"policy spec", policyTransform, func() any { return fullPolicy() }, func(o any) {
 			o.(*networkingv1.NetworkPolicy).Spec.Ingress[0].From[0].PodSelector.MatchLabels["app"] = "other"
@@ -400,5 +404,25 @@ func TestPodEvent(t *testing.T) {
 	q.Status.PodIPs = []corev1.PodIP{{IP: "10.1.0.5"}, {IP: "not-an-ip"}}
 	if ev := podEvent(q); ev.Err == nil || ev.Pod != nil {
 		t.Errorf("pod with a bad IP: %+v", ev)
+	}
+}
+
+// TestNodeEventPodCIDRs: the agent's Node event carries the node's pod
+// CIDRs (spec.podCIDRs, else spec.podCIDR); a bad one is an error that
+// names the node and the field.
+func TestNodeEventPodCIDRs(t *testing.T) {
+	n := fullNode()
+	ev := nodeEvent(n)
+	if ev.Err != nil || !reflect.DeepEqual(ev.Node.PodCIDRs, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/24")}) {
+		t.Errorf("spec.podCIDR: %v, %v", ev.Node, ev.Err)
+	}
+	n.Spec.PodCIDRs = []string{"10.1.0.0/24", "fd00:1::/64"}
+	if ev := nodeEvent(n); ev.Err != nil || len(ev.Node.PodCIDRs) != 2 {
+		t.Errorf("spec.podCIDRs: %v, %v", ev.Node, ev.Err)
+	}
+	n.Spec.PodCIDRs = []string{"10.1.0.0/24", "10.1.0.0/33"}
+	ev = nodeEvent(n)
+	if ev.Err == nil || !strings.Contains(ev.Err.Error(), "node-1") || !strings.Contains(ev.Err.Error(), "spec.podCIDRs[1]") {
+		t.Errorf("bad spec.podCIDRs[1]: %v", ev.Err)
 	}
 }

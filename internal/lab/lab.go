@@ -89,7 +89,10 @@ func Up(ctx context.Context, name string, c *model.Cluster, opts Options) (*Lab,
 	}
 	st := &state{Name: name, Nodes: opts.Nodes, Pods: map[string]*podPlace{}}
 	for i := 1; i <= opts.Nodes; i++ {
-		st.Cluster.Nodes = append(st.Cluster.Nodes, &model.Node{Name: nodeName(i), IPs: nodeIPs(i)})
+		// The pod CIDRs the lab allocates from, and registers in kubelet
+		// mode (registerNodes): the agent's unknown-pod guard covers them.
+		v4, v6 := podCIDRs(i)
+		st.Cluster.Nodes = append(st.Cluster.Nodes, &model.Node{Name: nodeName(i), IPs: nodeIPs(i), PodCIDRs: []netip.Prefix{v4, v6}})
 	}
 	l := newLab(st)
 	l.SetLogger(opts.Logger)
