@@ -124,6 +124,41 @@ func echoes(c net.Conn) bool {
 	return err == nil && string(buf) == "ping"
 }
 
+// echoNode is labNode with an echo server on port 80 of every pod
+// address (both families) and on port 8080 of the node's, and an
+// Enforcer for the node's netns (closed at cleanup). check dials from a
+// pod, or from the node at nodeIP or v6(nodeIP), and reports whether the
+// connection carries data as want says; the connection is returned open.
+func echoNode(t *testing.T, nodeIP string, podIPs ...string) (node string, en *Enforcer, check func(step, from, to string, port int, want bool) net.Conn) {
+	t.Helper()
+	node, pods := labNode(t, nodeIP, podIPs...)
+	for _, ip := range podIPs {
+		serveEcho(t, pods[ip], ip+":80")
+		serveEcho(t, pods[ip], "["+v6(ip)+"]:80")
+	}
+	nodePath := "/run/netns/" + node
+	serveEcho(t, nodePath, nodeIP+":8080")
+	serveEcho(t, nodePath, "["+v6(nodeIP)+"]:8080")
+	en, err := New(nodePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { en.Close() })
+	check = func(step, from, to string, port int, want bool) net.Conn {
+		t.Helper()
+		path := pods[from]
+		if from == nodeIP || from == v6(nodeIP) {
+			path = nodePath
+		}
+		conn, err := dial(path, net.JoinHostPort(to, strconv.Itoa(port)))
+		if got := err == nil && echoes(conn); got != want {
+			t.Errorf("%s: %s -> %s:%d connected = %v (%v), want %v", step, from, to, port, got, err, want)
+		}
+		return conn
+	}
+	return node, en, check
+}
+
 // TestEnforcement: real TCP through a node netns. frontend-access lets
 // backend (only) reach frontend; relabelling client-pod flips it, as an
 // incremental Apply; default-deny-all then stops new connections, while
@@ -135,18 +170,7 @@ func TestEnforcement(t *testing.T) {
 		backend  = "10.20.0.12"
 		client   = "10.20.0.13"
 	)
-	node, pods := labNode(t, nodeIP, frontend, backend, client)
-	for _, ip := range []string{frontend, backend, client} {
-		serveEcho(t, pods[ip], ip+":80")
-		serveEcho(t, pods[ip], "["+v6(ip)+"]:80")
-	}
-	serveEcho(t, "/run/netns/"+node, nodeIP+":8080")
-
-	en, err := New("/run/netns/" + node)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer en.Close()
+	node, en, check := echoNode(t, nodeIP, frontend, backend, client)
 	ctx := context.Background()
 	c := seedCluster()
 	for _, p := range c.Pods {
@@ -160,18 +184,6 @@ func TestEnforcement(t *testing.T) {
 			t.Fatal(err)
 		}
 		return st
-	}
-	check := func(step, from, to string, port int, want bool) net.Conn {
-		t.Helper()
-		path := pods[from]
-		if from == nodeIP {
-			path = "/run/netns/" + node
-		}
-		conn, err := dial(path, net.JoinHostPort(to, strconv.Itoa(port)))
-		if got := err == nil && echoes(conn); got != want {
-			t.Errorf("%s: %s -> %s:%d connected = %v (%v), want %v", step, from, to, port, got, err, want)
-		}
-		return conn
 	}
 
 	apply()
@@ -254,20 +266,7 @@ func TestEnforcementUnknownPods(t *testing.T) {
 		b       = "10.20.0.12"
 		unknown = "10.20.0.13"
 	)
-	node, pods := labNode(t, nodeIP, a, b, unknown)
-	for _, ip := range []string{a, b, unknown} {
-		serveEcho(t, pods[ip], ip+":80")
-		serveEcho(t, pods[ip], "["+v6(ip)+"]:80")
-	}
-	nodePath := "/run/netns/" + node
-	serveEcho(t, nodePath, nodeIP+":8080")
-	serveEcho(t, nodePath, "["+v6(nodeIP)+"]:8080")
-
-	en, err := New(nodePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer en.Close()
+	_, en, connect := echoNode(t, nodeIP, a, b, unknown)
 	ctx := context.Background()
 
 	e := engine.New()
@@ -299,15 +298,7 @@ func TestEnforcementUnknownPods(t *testing.T) {
 	}
 	check := func(step, from, to string, port int, want bool) {
 		t.Helper()
-		path := pods[from]
-		if from == nodeIP || from == v6(nodeIP) {
-			path = nodePath
-		}
-		conn, err := dial(path, net.JoinHostPort(to, strconv.Itoa(port)))
-		if got := err == nil && echoes(conn); got != want {
-			t.Errorf("%s: %s -> %s:%d connected = %v (%v), want %v", step, from, to, port, got, err, want)
-		}
-		if conn != nil {
+		if conn := connect(step, from, to, port, want); conn != nil {
 			conn.Close()
 		}
 	}
