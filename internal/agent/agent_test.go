@@ -776,7 +776,7 @@ func TestReadinessAndRetry(t *testing.T) {
 
 // TestUnknownPodGuard: the guard's gauge follows the node's pod CIDRs; a
 // node without one is warned about once, and the guard coming on is
-// logged once; local_pods4 holds every local pod, isolated or not; the
+// logged once; known_pods4 holds every local pod, isolated or not; the
 // guard's drop counter is exported per guarded family.
 func TestUnknownPodGuard(t *testing.T) {
 	logs := &fixture.LogBuffer{}
@@ -815,8 +815,8 @@ func TestUnknownPodGuard(t *testing.T) {
 	if g := gauge(t, h.a, "palisade_unknown_pod_guard", "family", "ipv6"); g != 0 {
 		t.Errorf("palisade_unknown_pod_guard{family=ipv6} = %v, want 0", g)
 	}
-	if got := strings.Join(h.elems("local_pods4"), " "); got != "10.0.0.1 10.0.0.2" {
-		t.Errorf("local_pods4 = %s, want both local pods", got)
+	if got := strings.Join(h.elems("known_pods4"), " "); got != "10.0.0.1 10.0.0.2" {
+		t.Errorf("known_pods4 = %s, want both local pods", got)
 	}
 	clock.Add(int64(dropsMinInterval)) // the drop counters are read again
 	if g := gauge(t, h.a, "palisade_unknown_pod_drops_total", "family", "ipv4"); g != 0 {

@@ -34,7 +34,7 @@ func runAgent(s Streams, args []string) error {
 		"a new pod gets its address from the CNI before the agent learns of it from the API, and would meanwhile pass unfiltered even under a default-deny policy "+
 		"(false: let it pass, as before)")
 	var podCIDRs []netip.Prefix
-	fs.Func("pod-cidr", "this node's pod `CIDR[,CIDR]` for --drop-unknown-pod-ips, in place of the Node's spec.podCIDRs: for CNIs whose IPAM does not follow it (Calico's IP pools)", func(v string) error {
+	fs.Func("pod-cidr", "this node's pod `CIDR[,CIDR]` for --drop-unknown-pod-ips, in place of the Node's spec.podCIDRs: for CNIs whose IPAM does not follow it (Calico's IP pools; a range wider than this node's also holds back other nodes' new pods until the agent knows them)", func(v string) error {
 		podCIDRs = podCIDRs[:0]
 		for _, f := range strings.Split(v, ",") {
 			p, err := netip.ParsePrefix(strings.TrimSpace(f))

@@ -23,8 +23,8 @@ type Options struct {
 	LogRate  uint32
 
 	// AllowUnknown turns the unknown-pod guard off. By default (false),
-	// traffic from or to an address inside the node's pod CIDRs that is
-	// not the address of a pod of this node that the engine knows is
+	// traffic from or to an address inside the node's pod CIDRs that no
+	// pod the engine knows has (a pod of this node, normally) is
 	// dropped: between the CNI giving a new pod its address and the
 	// agent learning of the pod, its traffic would otherwise pass
 	// unfiltered, even when a default-deny policy selects it.
@@ -72,7 +72,7 @@ var (
 // family, and sets of peer addresses and named ports shared by the rules
 // that need the same elements; and, unless opts.AllowUnknown, a guard
 // that drops what comes from or goes to an address of the node's pod
-// CIDRs that no known local pod has. It is pure and deterministic.
+// CIDRs that no known pod has. It is pure and deterministic.
 func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
 	c := &compiler{
 		e:        e,
@@ -191,9 +191,12 @@ func (c *compiler) compile() *Ruleset {
 	}
 
 	// The unknown-pod guard, in the families with pod CIDRs: the CIDRs,
-	// and every local pod's address, isolated or not.
+	// and the addresses in them that known pods have: this node's pods,
+	// isolated or not, and any other node's, should the CIDRs hold some
+	// (a CNI whose IPAM ignores spec.podCIDR, a --pod-cidr too wide).
 	cidrs := GuardCIDRs(c.e, c.node, c.opts)
 	var guarded [2]bool
+	var known [2]*Set
 	for fi, fam := range families {
 		if guarded[fi] = len(cidrs[fi]) > 0; guarded[fi] {
 			s := &Set{Name: localCIDRs + fam.suffix(), Kind: KindCIDRs, Family: fam, Comment: "pod CIDRs of this node"}
@@ -201,21 +204,17 @@ func (c *compiler) compile() *Ruleset {
 				s.Elems = append(s.Elems, Elem{Addr: p.Addr(), End: lastAddr(p)})
 			}
 			rs.Sets = append(rs.Sets, s)
+			known[fi] = &Set{Name: knownPods + fam.suffix(), Kind: KindPods, Family: fam, Comment: "addresses of the pod CIDRs that pods known to the agent have"}
 		}
 	}
-	var known [2]*Set
-	for fi, fam := range families {
-		if guarded[fi] {
-			known[fi] = &Set{Name: localPods + fam.suffix(), Kind: KindPods, Family: fam, Comment: "pods of this node known to the agent"}
+	for fi := range families {
+		if known[fi] != nil {
 			rs.Sets = append(rs.Sets, known[fi])
 		}
 	}
-	for _, p := range local {
-		for _, ip := range p.IPs {
-			if s := known[famIndex(ip.Unmap())]; s != nil {
-				s.Elems = append(s.Elems, Elem{Addr: ip.Unmap()})
-			}
-		}
+	for _, ip := range c.e.PodIPsIn(append(cidrs[0], cidrs[1]...)) {
+		s := known[famIndex(ip)]
+		s.Elems = append(s.Elems, Elem{Addr: ip})
 	}
 
 	rs.Chains = append(rs.Chains, baseChains(guarded)...)
@@ -734,7 +733,7 @@ func baseChains(guarded [2]bool) []*Chain {
 				out = append(out, Rule{
 					Family:  fam,
 					Addr:    &AddrMatch{Field: field, Set: localCIDRs + fam.suffix()},
-					NotAddr: &AddrMatch{Field: field, Set: localPods + fam.suffix()},
+					NotAddr: &AddrMatch{Field: field, Set: knownPods + fam.suffix()},
 					Counter: true, Verdict: VerdictDrop,
 					Comment: what + ": pod address not known to the agent yet",
 				})

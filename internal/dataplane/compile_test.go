@@ -174,14 +174,17 @@ func goldenCases() []struct {
 			return c
 		}, Options{}},
 		// The unknown-pod guard: the node's pod CIDRs (two IPv4 ones that
-		// merge, one IPv6), every local pod in local_pods4/6 whether a
-		// policy isolates it or not, a pod of another node in neither.
+		// merge, one IPv6), every local pod in known_pods4/6 whether a
+		// policy isolates it or not; a pod of another node only if it is
+		// inside the CIDRs.
 		{"unknown-pod-guard", func() *model.Cluster {
 			c := standardCluster()
 			c.Nodes["node-1"].PodCIDRs = []netip.Prefix{prefix("10.10.0.0/17"), prefix("10.10.128.0/17"), prefix("fd00:10:10::/56")}
-			p := &model.Pod{Namespace: "y", Name: "elsewhere", Node: "node-2", Labels: map[string]string{"pod": "a"},
-				IPs: []netip.Addr{netip.MustParseAddr("10.11.0.5")}}
-			c.Pods[p.Key()] = p
+			for i, ip := range []string{"10.11.0.5", "10.10.200.5"} {
+				p := &model.Pod{Namespace: "y", Name: fmt.Sprint("elsewhere-", i), Node: "node-2", Labels: map[string]string{"pod": "a"},
+					IPs: []netip.Addr{netip.MustParseAddr(ip)}}
+				c.Pods[p.Key()] = p
+			}
 			addPolicy(c, defaultDenyAll("x"))
 			return c
 		}, Options{}},
@@ -454,8 +457,8 @@ func TestCheapRulesFirst(t *testing.T) {
 
 // TestUnknownPodGuardCIDRs: the guard covers the flag's CIDRs if given,
 // else the node's, and nothing with AllowUnknown or without CIDRs;
-// local_pods holds every local pod with an address (not host-network
-// pods, nor pods of other nodes), whatever isolates them.
+// known_pods holds the addresses in them of every pod, local or not,
+// whatever isolates it (not host-network pods').
 func TestUnknownPodGuardCIDRs(t *testing.T) {
 	c := seedCluster()
 	c.Nodes["node-1"].PodCIDRs = []netip.Prefix{prefix("10.20.0.0/24")}
@@ -493,8 +496,8 @@ func TestUnknownPodGuardCIDRs(t *testing.T) {
 		knownPods4 []string
 		noPodsSet6 bool
 	}{
-		{"node's", Options{}, []string{"10.20.0.0/24"}, nil, 3, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, true},
-		{"flag's", Options{PodCIDRs: []netip.Prefix{prefix("10.20.0.0/16"), prefix("fd00:20::/64")}}, []string{"10.20.0.0/16"}, []string{"fd00:20::/64"}, 6, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, false},
+		{"node's", Options{}, []string{"10.20.0.0/24"}, nil, 3, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.20.0.50"}, true},
+		{"flag's", Options{PodCIDRs: []netip.Prefix{prefix("10.20.0.0/28"), prefix("fd00:20::/64")}}, []string{"10.20.0.0/28"}, []string{"fd00:20::/64"}, 6, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, false},
 		{"off", Options{AllowUnknown: true, PodCIDRs: []netip.Prefix{prefix("10.20.0.0/16")}}, nil, nil, 0, nil, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,11 +508,11 @@ func TestUnknownPodGuardCIDRs(t *testing.T) {
 			if diff := cmp.Diff(tc.cidrs6, elems(rs, "local_cidrs6")); diff != "" {
 				t.Errorf("local_cidrs6 (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.knownPods4, elems(rs, "local_pods4")); diff != "" {
-				t.Errorf("local_pods4 (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tc.knownPods4, elems(rs, "known_pods4")); diff != "" {
+				t.Errorf("known_pods4 (-want +got):\n%s", diff)
 			}
-			if got := rs.Set("local_pods6") == nil; got != tc.noPodsSet6 {
-				t.Errorf("local_pods6 absent = %v, want %v", got, tc.noPodsSet6)
+			if got := rs.Set("known_pods6") == nil; got != tc.noPodsSet6 {
+				t.Errorf("known_pods6 absent = %v, want %v", got, tc.noPodsSet6)
 			}
 			if got := guardRules(rs); got != tc.rules {
 				t.Errorf("%d guard rules, want %d:\n%s", got, tc.rules, rs)

@@ -353,7 +353,7 @@ func readSets(nsFile *os.File) ([]*Set, error) {
 			s.Kind = KindDispatch
 		case s.Name == localCIDRs+IPv4.suffix() || s.Name == localCIDRs+IPv6.suffix():
 			s.Kind = KindCIDRs
-		case s.Name == localPods+IPv4.suffix() || s.Name == localPods+IPv6.suffix():
+		case s.Name == knownPods+IPv4.suffix() || s.Name == knownPods+IPv6.suffix():
 			s.Kind = KindPods
 		case flags&unix.NFT_SET_INTERVAL != 0:
 			s.Kind = KindPeers

@@ -254,7 +254,8 @@ func TestEnforcement(t *testing.T) {
 // and one it does not yet (the window between the CNI and the agent's
 // watch), and the node's own address 10.20.0.1 (a CNI bridge's gateway
 // is in the pod CIDR too). The unknown address can neither reach nor be
-// reached from pods; known pods outside any policy talk freely; pods
+// reached from pods; known pods outside any policy talk freely, even one
+// the engine places on another node; pods
 // reach the node's address (input), and the node reaches every pod
 // (output, which Palisade does not hook: kubelet probes). Once the
 // engine knows the pod, policy decides; with the guard off the unknown
@@ -333,6 +334,15 @@ func TestEnforcementUnknownPods(t *testing.T) {
 	if g := back.GuardDrops(); g[0] == 0 || g[1] == 0 || back.Guarded() != [2]bool{true, true} {
 		t.Errorf("the guard's rules counted %v drops:\n%s", g, back)
 	}
+
+	// The engine places b on another node, at an address of this node's
+	// CIDR (a CNI whose IPAM ignores spec.podCIDR): known, it passes.
+	elsewhere := pod("b", b)
+	elsewhere.Node = "node-2"
+	e.UpsertPod(elsewhere)
+	apply(Options{})
+	both("b elsewhere", a, b, 80, true)
+	both("b elsewhere", b, a, 80, true)
 
 	// The engine learns of the pod: policy decides.
 	e.UpsertPod(pod("u", unknown))

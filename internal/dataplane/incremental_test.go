@@ -269,7 +269,7 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				}
 				recompiled += cc.Recompiled
 				cached += len(cc.cache)
-				for _, name := range []string{"local_pods4", "local_pods6"} {
+				for _, name := range []string{"known_pods4", "known_pods6"} {
 					if s := inc.Set(name); s != nil && len(s.Elems) > 0 {
 						guarded++
 					}

@@ -26,10 +26,10 @@ const (
 	egressDrops  = "egress_drops"
 	// Set of `pod . pod` pairs: a pod's traffic to itself is never filtered.
 	selfSet = "self"
-	// The unknown-pod guard: the node's pod CIDRs, and every local pod
-	// address the agent knows (see Options.AllowUnknown).
+	// The unknown-pod guard: the node's pod CIDRs, and the addresses in
+	// them that pods the agent knows have (see Options.AllowUnknown).
 	localCIDRs = "local_cidrs"
-	localPods  = "local_pods"
+	knownPods  = "known_pods"
 
 	// maxChainName and maxSetName bound generated names (nft allows 255).
 	maxChainName = 64

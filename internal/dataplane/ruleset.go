@@ -112,8 +112,8 @@ const (
 	// KindCIDRs: the node's pod CIDRs (`flags interval`), for the
 	// unknown-pod guard.
 	KindCIDRs
-	// KindPods: every local pod's address the agent knows, for the
-	// unknown-pod guard.
+	// KindPods: the addresses of the node's pod CIDRs that pods the
+	// agent knows have, for the unknown-pod guard.
 	KindPods
 )
 

@@ -1126,3 +1126,26 @@ func TestNamedByAddrChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestPodIPsIn: the addresses inside the prefixes that pods have, on any
+// node, not host-network pods' (IPv4-mapped ones unmapped).
+func TestPodIPsIn(t *testing.T) {
+	e := engine.New()
+	for _, p := range []*model.Pod{
+		{Namespace: "a", Name: "here", Node: "n1", IPs: []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("fd00::5")}},
+		{Namespace: "a", Name: "there", Node: "n2", IPs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.6")}},
+		{Namespace: "a", Name: "outside", Node: "n1", IPs: []netip.Addr{netip.MustParseAddr("10.1.0.5")}},
+		{Namespace: "a", Name: "host", Node: "n1", HostNetwork: true, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}},
+	} {
+		e.UpsertPod(p)
+	}
+	got := e.PodIPsIn([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("fd00::/64")})
+	slices.SortFunc(got, netip.Addr.Compare)
+	want := []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("10.0.0.6"), netip.MustParseAddr("fd00::5")}
+	if !slices.Equal(got, want) {
+		t.Errorf("PodIPsIn = %v, want %v", got, want)
+	}
+	if got := e.PodIPsIn(nil); got != nil {
+		t.Errorf("PodIPsIn(nil) = %v", got)
+	}
+}

@@ -95,6 +95,30 @@ func (e *Engine) PodsOnNode(node string) []*model.Pod {
 	return out
 }
 
+// PodIPsIn returns the addresses inside prefixes that pods not on the
+// host network have, on any node: unsorted, repeated when pods share one.
+func (e *Engine) PodIPsIn(prefixes []netip.Prefix) []netip.Addr {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	var out []netip.Addr
+	for _, p := range e.pods {
+		if p.HostNetwork {
+			continue
+		}
+		for _, ip := range p.IPs {
+			ip = ip.Unmap()
+			for _, pf := range prefixes {
+				if pf.Contains(ip) {
+					out = append(out, ip)
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
 // PodEndpoint returns the endpoint for pod p in the address family of want
 // (IPv4 when want is unset), and false when p has no address there.
 func PodEndpoint(p *model.Pod, want netip.Addr) (Endpoint, bool) {
