@@ -752,19 +752,21 @@ func baseChains(guarded [2]bool) []*Chain {
 		}
 		return out
 	}
-	fwd := &Chain{Name: forwardChain, Hook: HookForward, Rules: []Rule{est}}
+	// IPv6 neighbour discovery is ICMPv6 that conntrack never marks
+	// established. Judged as a pod's traffic it would be dropped: a pod
+	// isolated for egress (or not yet known to the guard) could not answer
+	// the node's solicitation, nor resolve its gateway (input), nor a pod on
+	// the same bridge when br_netfilter hands bridged frames to forward.
+	// NetworkPolicy is about TCP, UDP and SCTP; link-layer resolution must pass.
+	var nd []Rule
+	for _, t := range []uint8{ndSolicit, ndAdvert} {
+		nd = append(nd, Rule{Family: IPv6, ICMPv6: t, Verdict: VerdictAccept, Comment: "neighbour discovery: never established, never judged as a pod's traffic"})
+	}
+	fwd := &Chain{Name: forwardChain, Hook: HookForward, Rules: append([]Rule{est}, nd...)}
 	fwd.Rules = append(fwd.Rules, guard(Saddr, Daddr)...)
 	fwd.Rules = append(fwd.Rules, dispatch(model.Egress)...)
 	fwd.Rules = append(fwd.Rules, dispatch(model.Ingress)...)
-	in := &Chain{Name: inputChain, Hook: HookInput, Rules: []Rule{est}}
-	if guarded[famIndex(netip.IPv6Unspecified())] {
-		// Neighbour discovery is not tracked (never established): an
-		// unknown pod's answer to the node's solicitation would be
-		// dropped, and the node could not reach the pod (kubelet probes).
-		for _, t := range []uint8{ndSolicit, ndAdvert} {
-			in.Rules = append(in.Rules, Rule{Family: IPv6, ICMPv6: t, Verdict: VerdictAccept, Comment: "neighbour discovery: never established, let through before the pod address guard"})
-		}
-	}
+	in := &Chain{Name: inputChain, Hook: HookInput, Rules: append([]Rule{est}, nd...)}
 	in.Rules = append(in.Rules, guard(Saddr)...)
 	in.Rules = append(in.Rules, dispatch(model.Egress)...)
 	return []*Chain{fwd, in}

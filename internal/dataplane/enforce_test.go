@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -267,7 +268,7 @@ func TestEnforcementUnknownPods(t *testing.T) {
 		b       = "10.20.0.12"
 		unknown = "10.20.0.13"
 	)
-	_, en, connect := echoNode(t, nodeIP, a, b, unknown)
+	node, en, connect := echoNode(t, nodeIP, a, b, unknown)
 	ctx := context.Background()
 
 	e := engine.New()
@@ -362,4 +363,19 @@ func TestEnforcementUnknownPods(t *testing.T) {
 	both(off, unknown, a, 80, true)
 	both(off, b, unknown, 80, true)
 	check(off, unknown, nodeIP, 8080, true)
+
+	// a isolated for egress, nothing allowed: the node still reaches it over
+	// IPv6, which needs a's neighbour advertisement to pass input (the
+	// node's cache is flushed first, so resolution really happens).
+	e.UpsertPolicy(&model.Policy{Namespace: "default", Name: "a-no-egress", Egress: true,
+		PodSelector: model.Selector{MatchLabels: map[string]string{"app": "a"}}})
+	for _, opts := range []Options{{AllowUnknown: true}, {}} {
+		apply(opts)
+		if out, err := exec.Command("ip", "-n", node, "-6", "neigh", "flush", "all").CombinedOutput(); err != nil {
+			t.Fatalf("ip neigh flush: %v: %s", err, out)
+		}
+		step := fmt.Sprintf("a isolated for egress (AllowUnknown %v)", opts.AllowUnknown)
+		check(step+" IPv6", v6(nodeIP), v6(a), 80, true)
+		check(step+" IPv6", v6(a), v6(b), 80, false)
+	}
 }
