@@ -16,8 +16,7 @@
 # with the pod's hostname, so a check knows which pod answered.
 #
 # Env: PROXY_MODE (nftables|iptables, passed to up.sh), CURL_TIMEOUT (curl
-# --max-time, default 5), SETTLE (seconds between applying a policy and the
-# first curl, default 2), KEEP=1 (leave the cluster up; down.sh removes it).
+# --max-time, default 5), KEEP=1 (leave the cluster up; down.sh removes it).
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -117,8 +116,23 @@ curl_check client-pod frontend-service frontend 1 "article: by default, pods can
 # --- "Applying the Network Policy"
 step kubectl apply -f examples/seed/frontend-policy.yaml
 # The agents apply a policy when their watch delivers it: a moment after
-# kubectl apply returns, not synchronously (the lab's demo applies synchronously).
-settle() { say "# (${SETTLE:-2}s for the agents on both nodes to program the policy)"; sleep "${SETTLE:-2}"; }
+# kubectl apply returns, not synchronously (the lab's demo applies
+# synchronously). Wait until every node's agent has the cluster's policies in
+# its kernel: its palisade_policies gauge (set after each transaction the
+# kernel took, on 127.0.0.1:9484 in the node's netns) equals their number.
+settle() {
+  local want n got t=$SECONDS t0
+  t0=$(date +%s%N)
+  want=$(kubectl get networkpolicies -A --no-headers 2>/dev/null | wc -l)
+  for n in 1 2; do
+    while got=$(in_node "$n" curl -s --max-time 1 http://127.0.0.1:9484/metrics | sed -n 's/^palisade_policies //p')
+          [ "$got" != "$want" ]; do
+      [ $((SECONDS - t)) -lt 20 ] || abort "$(node_name "$n")'s agent has $got policies in its kernel, not $want, after 20s"
+      sleep 0.1
+    done
+  done
+  say "# (both nodes' agents have the $want policies in their kernel: checked $(( ($(date +%s%N) - t0) / 1000000 )) ms after kubectl apply returned)"
+}
 settle
 run kubectl get networkpolicies
 run kubectl describe networkpolicy frontend-access

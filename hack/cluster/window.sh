@@ -17,7 +17,8 @@
 # (t=0), then connects from inside it to the server every ~10 ms for
 # WINDOW_SECS (default 4) seconds (curl, 100 ms connect timeout). A pod in
 # win-deny must never connect; one in win-allow should, as soon as its
-# rules exist.
+# rules exist. Prints a markdown table; exits 1 if, with the guard, a
+# default-deny pod connected or an allowed pod never did.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$HERE/common.sh"
@@ -139,13 +140,16 @@ run_case() {  # run_case on|off
   dw=$(printf '%s\n' "${deny_windows[@]}" | grep . | stats)
   af=$(printf '%s\n' "${allow_first[@]}" | grep . | stats)
   echo "| $g | $deny_pods of $PODS | $deny_oks | ${dw% *} / ${dw#* } | ${af% *} / ${af#* } | $allow_never |"
+  # with the guard: never a connection from a default-deny pod, and every
+  # allowed pod passes in the end
+  [ "$g" = off ] || { [ "$deny_pods" = 0 ] && [ "$allow_never" = 0 ]; }
 }
 
 echo "| guard | new default-deny pods that connected | connections that passed | last passing connection after the address, ms (median / max) | allowed traffic first passes after the address, ms (median / max) | allowed pods that never passed in ${WINDOW_SECS}s |"
 echo "|---|---|---|---|---|---|"
 rc=0
 for g in off on; do
-  out=$(run_case "$g") || { log "case $g failed"; rc=1; continue; }
+  out=$(run_case "$g") || { log "case $g failed"; rc=1; }
   echo "$out"
   # recreate the namespaces' policies for the next case
   if [ "$g" = off ]; then

@@ -105,12 +105,12 @@ palisade_help() {
 [ -z "${PALISADE_IMAGE:-}" ] || check "palisade --help prints usage" palisade_help
 
 # palisade agent with the image's own entrypoint and cmd, as the DaemonSet's
-# securityContext has it (read-only root, only NET_ADMIN and NET_RAW),
+# securityContext has it (read-only root, only NET_ADMIN),
 # outside a cluster: it must get as far as the in-cluster configuration
 # (no service-account token here) and fail on that, not on the image.
 palisade_agent() {
   local out
-  out=$("${CTR[@]}" run --rm --read-only --cap-drop CAP_ALL --cap-add CAP_NET_ADMIN --cap-add CAP_NET_RAW \
+  out=$("${CTR[@]}" run --rm --read-only --cap-drop CAP_ALL --cap-add CAP_NET_ADMIN \
     --env NODE_NAME=smoke "$PALISADE_IMAGE" smoke-palisade-agent 2>&1 || true)
   echo "$out" | tail -3 | sed 's/^/smoke:   | /' >&2
   echo "$out" | grep -qi "in-cluster\|KUBERNETES_SERVICE_HOST\|serviceaccount\|kubeconfig"
