@@ -9,6 +9,12 @@
 #   eval "$(hack/cluster/build.sh)"
 #   # KUBELET_BIN KUBE_PROXY_BIN KUBE_CONTROLLER_MANAGER_BIN KUBE_SCHEDULER_BIN
 #   # KUBECTL_BIN CNI_BIN_DIR KUBE_APISERVER_BIN ETCD_BIN
+#   # E2E_BIN (with WITH_E2E=1)
+#
+# WITH_E2E=1 also builds Kubernetes' end-to-end test binary, e2e.test
+# (`go test -c k8s.io/kubernetes/test/e2e`, the whole suite as upstream ships
+# it), in a scratch module of its own: about 8 minutes on 2 cores once the
+# node binaries are built (they share most packages in the Go build cache).
 #
 # Env:
 #   KUBE_VERSION   (default v1.37.2)
@@ -57,7 +63,19 @@ if [ -n "$need" ]; then
   log "CNI plugins $CNI_VERSION built in $((SECONDS - t0))s"
 fi
 
+E2E="$BIN/e2e.test-$KUBE_VERSION"
+if [ "${WITH_E2E:-}" = 1 ] && [ ! -x "$E2E" ]; then
+  src="$CACHE/src/kube-e2e-$KUBE_VERSION"
+  kube_scratch_module "$src" kubee2ebuild k8s.io/kubernetes/test/e2e
+  log "building e2e.test $KUBE_VERSION (many minutes on 2 cores)"
+  t0=$SECONDS
+  (cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 go test -c -trimpath -ldflags "$(kube_ldflags)" -o "$E2E.tmp" k8s.io/kubernetes/test/e2e)
+  mv "$E2E.tmp" "$E2E"
+  log "built e2e.test in $((SECONDS - t0))s"
+fi
+
 "$HERE/../apiserver/build.sh"
+[ "${WITH_E2E:-}" != 1 ] || echo "E2E_BIN=$E2E"
 echo "KUBELET_BIN=$BIN/kubelet-$KUBE_VERSION"
 echo "KUBE_PROXY_BIN=$BIN/kube-proxy-$KUBE_VERSION"
 echo "KUBE_CONTROLLER_MANAGER_BIN=$BIN/kube-controller-manager-$KUBE_VERSION"

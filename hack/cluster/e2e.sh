@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kubernetes' own NetworkPolicy end-to-end tests (e2e.test v1.37.2, built
-# from the Go module proxy by e2e-build.sh) against the real two-node cluster
+# from the Go module proxy by WITH_E2E=1 build.sh) against the real two-node cluster
 # of up.sh, with Palisade's DaemonSet from deploy/ enforcing. As root; the
 # cluster is torn down on any exit.
 #
@@ -44,7 +44,8 @@ SKIP="${SKIP:-$SKIP_ALL}"
 REPORT="${E2E_REPORT_DIR:-/tmp/palisade-e2e}"
 
 T0=$SECONDS
-eval "$("$HERE/e2e-build.sh")" || { log "could not build e2e.test"; exit 1; }
+eval "$(WITH_E2E=1 "$HERE/build.sh")" || { log "could not build e2e.test"; exit 1; }
+[ -n "${E2E_BIN:-}" ] || { log "build.sh printed no E2E_BIN"; exit 1; }
 rm -rf "$REPORT"; mkdir -p "$REPORT"
 
 # How many tests the focus selects, with and without SKIP (dry runs, no cluster).
