@@ -33,8 +33,10 @@ trap finish EXIT
 trap 'exit 130' INT TERM
 kubectl() { "$HERE/kubectl.sh" "$@"; }
 deploy_palisade kubectl || exit 1
-PAUSE=$(kubectl get nodes -o jsonpath='{.items[0].status.images[*].names}' | tr -d '[]"' | tr ', ' '\n\n' | grep -m1 '^registry.k8s.io/pause:')
-AGNHOST=$(kubectl get nodes -o jsonpath='{.items[0].status.images[*].names}' | tr -d '[]"' | tr ', ' '\n\n' | grep -m1 'agnhost:')
+# the node's image names, one per line (read once)
+IMAGE_NAMES=$(kubectl get nodes -o jsonpath='{.items[0].status.images[*].names}' | tr -d '[]"' | tr ', ' '\n\n')
+PAUSE=$(grep -m1 '^registry.k8s.io/pause:' <<<"$IMAGE_NAMES")
+AGNHOST=$(grep -m1 'agnhost:' <<<"$IMAGE_NAMES")
 [ -n "$PAUSE" ] && [ -n "$AGNHOST" ] || { log "pause or agnhost image missing on the node"; exit 1; }
 
 kubectl apply -f - >/dev/null <<EOF2 || exit 1
