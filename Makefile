@@ -48,3 +48,10 @@ cluster-e2e-ci:
 # with and without the agent's guard, and what the guard costs.
 cluster-window:
 	bash hack/cluster/window.sh
+
+# The upstream network-policy-api conformance suite (sigs.k8s.io/network-policy-api
+# v0.3.0, ClusterNetworkPolicy) on the real two-node cluster, Palisade from
+# deploy/; results table and skips in hack/cluster/NPAPI.md; always torn down.
+.PHONY: cluster-npapi
+cluster-npapi:
+	bash hack/cluster/npapi-conformance.sh

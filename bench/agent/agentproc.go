@@ -54,7 +54,7 @@ func startAgent(bin, kubeconfig, netnsPath, logPath string) (*agentProc, error) 
 	defer lf.Close()
 	args := []string{"agent", "--kubeconfig", kubeconfig, "--node-name", localNode,
 		"--netns", netnsPath, "--metrics-addr", addr}
-	if *flagHeapProfile != "" {
+	if *flagHeapProfile != "" || *flagCPUProfile != "" {
 		args = append(args, "--profiling")
 	}
 	cmd := exec.Command(bin, args...)
@@ -84,9 +84,37 @@ func (a *agentProc) heapProfile(file string) error {
 	if err != nil {
 		return err
 	}
+	return saveProfile(resp, file, "heap profile")
+}
+
+// cpuProfile saves a CPU profile of the agent's next d to file; it
+// first waits up to 10 s for the agent to serve (/healthz), so that a
+// profile asked for at start covers the start from the listener on.
+func (a *agentProc) cpuProfile(d time.Duration, file string) error {
+	for n := 0; ; n++ {
+		resp, err := httpc.Get("http://" + a.addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if n == 5000 {
+			return fmt.Errorf("cpu profile: agent not serving: %w", err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	c := &http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", a.addr, max(1, int(d.Round(time.Second)/time.Second))))
+	if err != nil {
+		return err
+	}
+	return saveProfile(resp, file, "cpu profile")
+}
+
+// saveProfile writes a pprof response's body to file.
+func saveProfile(resp *http.Response, file, what string) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("heap profile: %s", resp.Status)
+		return fmt.Errorf("%s: %s", what, resp.Status)
 	}
 	f, err := os.Create(file)
 	if err != nil {

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,20 +13,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/palisade-net/palisade/internal/fixture"
+	"github.com/palisade-net/palisade/internal/fixture/apiobj"
 )
 
-// The synthetic cluster has the shape of internal/engine's scaleCluster
-// (namespaces per team and environment, pods of 8 apps and 3 tiers with
-// named ports, kube-dns in kube-system, policies of ten realistic kinds),
-// written as API objects. Two differences: pods are spread over nodes
-// node-0..node-99 at random (scaleCluster's i%nodes put every pod of
-// node-0 in the same two namespaces), and there are always 100 nodes, so
-// that the agent, as node-0, enforces for about 1% of the pods.
+// The synthetic cluster is fixture.Scale's (the shape of every benchmark
+// of BENCHMARKS.md), written as API objects: pods spread over nodes
+// node-0..node-99 at random, always 100 nodes, so that the agent, as
+// node-0, enforces for about 1% of the pods.
 
-const (
-	nsNameLabel = "kubernetes.io/metadata.name"
-	localNode   = "node-0"
-)
+const localNode = "node-0"
 
 type scale struct {
 	name                      string
@@ -38,6 +33,7 @@ type scale struct {
 var scales = map[string]scale{
 	"1k":  {"1k", 1000, 50, 1000},
 	"10k": {"10k", 10000, 200, 10000},
+	"50k": {"50k", 50000, 1000, 20000},
 }
 
 type cluster struct {
@@ -48,78 +44,21 @@ type cluster struct {
 	local      []*corev1.Pod // the pods of node-0
 }
 
+// genCluster generates the cluster; unless wide, two kinds of policy
+// select a group of ten namespaces instead of peers across the cluster
+// (fixture.Spec.Wide).
 func genCluster(seed uint64, sc scale, nodes int, wide bool) *cluster {
-	r := rand.New(rand.NewPCG(seed, seed))
-	c := &cluster{}
-	envs := []string{"prod", "staging", "dev"}
-	tiers := []string{"web", "api", "db"}
-	nsNames := make([]string, sc.namespaces)
-	for i := range nsNames {
-		name := fmt.Sprintf("ns-%03d", i)
-		switch i {
-		case 0:
-			name = "monitoring"
-		case 1:
-			name = "kube-system"
-		}
-		nsNames[i] = name
-		c.namespaces = append(c.namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-			Name:   name,
-			Labels: map[string]string{"team": fmt.Sprintf("team-%d", i%10), "env": envs[i%3], "group": group(i)},
-		}})
-	}
-	for i := range nodes {
-		c.nodes = append(c.nodes, &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)},
-			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
-				{Type: corev1.NodeInternalIP, Address: netip.AddrFrom4([4]byte{172, 16, byte(i >> 8), byte(i)}).String()},
-				{Type: corev1.NodeInternalIP, Address: netip.AddrFrom16([16]byte{0xfd, 0x01, 14: byte(i >> 8), 15: byte(i)}).String()},
-			}},
-		})
-	}
-	tcp := corev1.ProtocolTCP
-	for i := range sc.pods {
-		ns := nsNames[i%sc.namespaces]
-		app := fmt.Sprintf("app-%d", r.IntN(8))
-		ports := []corev1.ContainerPort{
-			{Name: "http", ContainerPort: 8080, Protocol: tcp},
-			{Name: "metrics", ContainerPort: 9090, Protocol: tcp},
-		}
-		if r.IntN(4) == 0 {
-			ports = append(ports, corev1.ContainerPort{Name: "grpc", ContainerPort: 50051, Protocol: tcp})
-		}
-		labels := map[string]string{"app": app, "tier": tiers[r.IntN(3)], "version": fmt.Sprintf("v%d", 1+r.IntN(2))}
-		if ns == "kube-system" && r.IntN(4) == 0 {
-			labels["k8s-app"] = "kube-dns"
-			ports = append(ports,
-				corev1.ContainerPort{Name: "dns", ContainerPort: 53, Protocol: corev1.ProtocolUDP},
-				corev1.ContainerPort{Name: "dns-tcp", ContainerPort: 53, Protocol: tcp})
-		}
-		n := i + 1
-		v4 := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)}).String()
-		v6 := netip.AddrFrom16([16]byte{0xfd, 0x00, 13: byte(n >> 16), 14: byte(n >> 8), 15: byte(n)}).String()
-		p := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s-%d", app, i), Labels: labels},
-			Spec: corev1.PodSpec{
-				NodeName:   fmt.Sprintf("node-%d", r.IntN(nodes)),
-				Containers: []corev1.Container{{Name: "app", Image: "registry.k8s.io/pause:3.10", Ports: ports}},
-			},
-			Status: corev1.PodStatus{
-				Phase: corev1.PodRunning, PodIP: v4,
-				PodIPs: []corev1.PodIP{{IP: v4}, {IP: v6}},
-			},
-		}
-		c.pods = append(c.pods, p)
+	o := apiobj.FromCluster(fixture.Scale(fixture.Spec{Seed: seed, Pods: sc.pods, Namespaces: sc.namespaces, Policies: sc.polices, Nodes: nodes, Wide: wide}))
+	c := &cluster{namespaces: o.Namespaces, nodes: o.Nodes, pods: o.Pods, policies: o.Policies}
+	for _, p := range c.pods {
 		if p.Spec.NodeName == localNode {
 			c.local = append(c.local, p)
 		}
 	}
-	for i := range sc.polices {
-		ns := nsNames[i%sc.namespaces]
-		c.policies = append(c.policies, genPolicy(r, ns, fmt.Sprintf("pol-%d", i), i/sc.namespaces, sc.namespaces, wide))
-	}
 	return c
 }
+
+// API object builders for latency.go's policies.
 
 func sel(kv ...string) *metav1.LabelSelector {
 	m := map[string]string{}
@@ -140,102 +79,7 @@ func portName(name string) networkingv1.NetworkPolicyPort {
 	return networkingv1.NetworkPolicyPort{Protocol: &proto, Port: &p}
 }
 
-var (
-	ingressOnly = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
-	egressOnly  = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
-	both        = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
-)
-
-// group is the label shared by ten neighbouring namespaces.
-func group(i int) string { return fmt.Sprintf("group-%d", i/10) }
-
-// genPolicy is scalePolicy's mix: the first policy of a namespace is its
-// default deny, later ones are of a random kind. Unless wide, the two
-// kinds whose peers span the cluster in scaleCluster (a tier of a team's
-// namespaces: a tenth of the cluster; every non-dev namespace: two
-// thirds) select by the namespace label "group" instead, as
-// bench/dataplane does by default: with wide peers every such policy
-// that isolates a local pod carries its own set of thousands of
-// addresses (see BENCHMARKS.md).
-func genPolicy(r *rand.Rand, ns, name string, nth, namespaces int, wide bool) *networkingv1.NetworkPolicy {
-	app := func() *metav1.LabelSelector { return sel("app", fmt.Sprintf("app-%d", r.IntN(8))) }
-	tier := func() *metav1.LabelSelector { return sel("tier", []string{"web", "api", "db"}[r.IntN(3)]) }
-	tcp := corev1.ProtocolTCP
-	p := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-	s := &p.Spec
-	kind := nth % 10
-	if nth >= 10 {
-		kind = 1 + r.IntN(9)
-	}
-	switch kind {
-	case 0: // default deny ingress
-		s.PolicyTypes = ingressOnly
-	case 1, 2: // allow from another app of the namespace
-		s.PodSelector = *app()
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From: []networkingv1.NetworkPolicyPeer{{PodSelector: app()}}, Ports: []networkingv1.NetworkPolicyPort{portNum(tcp, 8080)}}}
-		s.PolicyTypes = ingressOnly
-	case 3: // a tier, from a tier of a team's namespaces, on named ports
-		s.PodSelector = *tier()
-		team := sel("team", fmt.Sprintf("team-%d", r.IntN(10)))
-		if !wide {
-			team = sel("group", group(r.IntN(namespaces)))
-		}
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: team, PodSelector: tier()}},
-			Ports: []networkingv1.NetworkPolicyPort{portName("http"), portName("grpc")}}}
-		s.PolicyTypes = ingressOnly
-	case 4: // monitoring scrapes everything
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From:  []networkingv1.NetworkPolicyPeer{{NamespaceSelector: sel(nsNameLabel, "monitoring")}},
-			Ports: []networkingv1.NetworkPolicyPort{portName("metrics")}}}
-		s.PolicyTypes = ingressOnly
-	case 5: // DNS egress
-		s.PodSelector = *app()
-		s.Egress = []networkingv1.NetworkPolicyEgressRule{
-			{To: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: sel(nsNameLabel, "kube-system"), PodSelector: sel("k8s-app", "kube-dns")}},
-				Ports: []networkingv1.NetworkPolicyPort{portNum(corev1.ProtocolUDP, 53), portNum(tcp, 53)}},
-			{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
-		}
-		s.PolicyTypes = egressOnly
-	case 6: // egress to the internet and the own namespace
-		s.PodSelector = *app()
-		s.Egress = []networkingv1.NetworkPolicyEgressRule{
-			{To: []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0", Except: []string{"10.0.0.0/8", "172.16.0.0/12"}}}},
-				Ports: []networkingv1.NetworkPolicyPort{portNum(tcp, 443)}},
-			{To: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}, Ports: []networkingv1.NetworkPolicyPort{portName("http")}},
-		}
-		s.PolicyTypes = both
-	case 7: // matchExpressions and a port range
-		s.PodSelector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"api", "db"}}}}
-		end := int32(8100)
-		pr := portNum(tcp, 8000)
-		pr.EndPort = &end
-		nsSel := &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "env", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"dev"}}}}
-		if !wide {
-			nsSel.MatchExpressions = append(nsSel.MatchExpressions, metav1.LabelSelectorRequirement{Key: "group", Operator: metav1.LabelSelectorOpIn, Values: []string{group(r.IntN(namespaces))}})
-		}
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: nsSel,
-				PodSelector:       &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "version", Operator: metav1.LabelSelectorOpExists}}},
-			}},
-			Ports: []networkingv1.NetworkPolicyPort{pr}}}
-		s.PolicyTypes = ingressOnly
-	case 8: // a load balancer's addresses
-		s.PodSelector = *tier()
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{
-			From:  []networkingv1.NetworkPolicyPeer{{IPBlock: &networkingv1.IPBlock{CIDR: "192.0.2.0/24", Except: []string{"192.0.2.128/25"}}}},
-			Ports: []networkingv1.NetworkPolicyPort{portNum(tcp, 8080), portNum(tcp, 8443)}}}
-		s.PolicyTypes = ingressOnly
-	default: // both directions between apps of the namespace
-		s.PodSelector = *app()
-		s.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{{PodSelector: app()}, {PodSelector: app()}}}}
-		s.Egress = []networkingv1.NetworkPolicyEgressRule{{To: []networkingv1.NetworkPolicyPeer{{PodSelector: app()}}, Ports: []networkingv1.NetworkPolicyPort{portName("http")}}}
-		s.PolicyTypes = both
-	}
-	return p
-}
+var ingressOnly = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}
 
 // parallel runs fn(i) for i in [0, n) on workers goroutines and returns
 // the first error.

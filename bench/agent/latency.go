@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -202,6 +203,13 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 		}
 		res.readCost = append(res.readCost, time.Since(s))
 	}
+	for range 50 {
+		s := time.Now()
+		if _, err := dataplane.ReadDrops(path); err != nil {
+			return err
+		}
+		res.dropsCost = append(res.dropsCost, time.Since(s))
+	}
 	probe, err := newChainProbe(path)
 	if err != nil {
 		return err
@@ -218,6 +226,7 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 		quantile(res.readCost, 0.5).Round(time.Microsecond), slices.Max(res.readCost).Round(time.Microsecond),
 		quantile(res.probeCost, 0.5).Round(time.Microsecond), slices.Max(res.probeCost).Round(time.Microsecond))
 
+	np := cs.NetworkingV1()
 	before, err := a.scrape()
 	if err != nil {
 		return err
@@ -226,12 +235,20 @@ func latency(ctx context.Context, res *result, cs kubernetes.Interface, a *agent
 	if err != nil {
 		return err
 	}
+	// A run that failed half-way leaves its policies: remove them, so
+	// that a run on the same population (-populate no) can create them.
+	for i := range *flagSamples {
+		lp := c.local[i%len(c.local)]
+		err := np.NetworkPolicies(lp.Namespace).Delete(ctx, latPolicy(lp, i).Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing a policy of an earlier run: %w", err)
+		}
+	}
 	agentCPU0, _ := cpuTime(a.pid())
 	var ru0 syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	a.tail() // skip what came before
 	start := time.Now()
-	np := cs.NetworkingV1()
 	pause := func() { time.Sleep(*flagSpacing) }
 	for i := 0; i < *flagSamples; i++ {
 		if ctx.Err() != nil {

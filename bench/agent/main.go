@@ -37,7 +37,7 @@ import (
 	"github.com/palisade-net/palisade/bench/benchrun"
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/kube"
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 const netnsPrefix = "palisade-agentbench-"
@@ -59,7 +59,10 @@ var (
 	flagProbe       = flag.String("probe", "chain", "how to watch the kernel: chain (the pod's ingress4 map element, then its chain's rules, on a kept socket) or read (dataplane.Read of the whole table, rule comments)")
 	flagWide        = flag.Bool("wide", false, "keep scaleCluster's cluster-wide peers (a team's namespaces; every non-dev namespace) instead of a group of 10 namespaces")
 	flagHeapProfile = flag.String("heap-profile", "", "run the agent with --profiling and save its heap profiles, when ready and at the end, to PREFIX-ready.prof and PREFIX-end.prof")
+	flagCPUProfile  = flag.String("cpu-profile", "", "run the agent with --profiling and save CPU profiles: of the first fresh and the first restart cold start, from the agent's listener on for -cpu-profile-start (PREFIX-cold-fresh.prof, PREFIX-cold-restart.prof), and of the latency runs' first 60 s (PREFIX-latency.prof)")
+	flagCPUStart    = flag.Duration("cpu-profile-start", 3*time.Second, "length of the cold-start CPU profiles (whole seconds; past ready it shows the idle agent)")
 	flagKeep        = flag.String("logdir", "", "keep the agent's logs in this directory (default: a temp dir, removed)")
+	flagPopulate    = flag.String("populate", "yes", "yes: write the cluster into the API server, then measure; only: write it and stop; no: measure an API server a run with the same -scale and -seed has populated (to compare two binaries on one population)")
 )
 
 // running are the agent processes alive, for cleanup.
@@ -140,11 +143,21 @@ func run(ctx context.Context) error {
 	c := genCluster(*flagSeed, sc, 100, *flagWide)
 	logf("scale %s (wide peers: %v): %d pods (%d on %s), %d namespaces, %d policies, %d nodes; populating the API server (%d workers, QPS %.0f)",
 		sc.name, *flagWide, len(c.pods), len(c.local), localNode, len(c.namespaces), len(c.policies), len(c.nodes), *flagWorkers, *flagQPS)
-	t := time.Now()
-	if err := populate(ctx, cs, c, *flagWorkers, logf); err != nil {
-		return err
+	switch *flagPopulate {
+	case "yes", "only":
+		t := time.Now()
+		if err := populate(ctx, cs, c, *flagWorkers, logf); err != nil {
+			return err
+		}
+		logf("populated in %s", time.Since(t).Round(time.Millisecond))
+		if *flagPopulate == "only" {
+			return nil
+		}
+	case "no":
+		logf("not populating: the API server holds the cluster already (-populate no)")
+	default:
+		return fmt.Errorf("-populate %q: yes, only or no", *flagPopulate)
 	}
-	logf("populated in %s", time.Since(t).Round(time.Millisecond))
 
 	path, err := netns.Create(netnsName())
 	if err != nil {
@@ -171,7 +184,20 @@ func run(ctx context.Context) error {
 	}
 	defer a.stop()
 	if *flagSamples > 0 {
-		if err := latency(ctx, res, cs, a, path); err != nil {
+		var profiled chan error
+		if *flagCPUProfile != "" {
+			profiled = make(chan error, 1)
+			go func() { profiled <- a.cpuProfile(min(*flagLatTime, time.Minute), *flagCPUProfile+"-latency.prof") }()
+		}
+		err := latency(ctx, res, cs, a, path)
+		if profiled != nil {
+			if perr := <-profiled; perr != nil {
+				logf("latency: %v", perr)
+			} else {
+				logf("latency: CPU profile in %s-latency.prof", *flagCPUProfile)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -237,7 +263,19 @@ func coldStarts(ctx context.Context, res *result, bin, path, logDir string) (*ag
 		if err != nil {
 			return nil, err
 		}
+		var profiled chan error
+		if *flagCPUProfile != "" && i < 2 {
+			profiled = make(chan error, 1)
+			go func() { profiled <- a.cpuProfile(*flagCPUStart, fmt.Sprintf("%s-cold-%s.prof", *flagCPUProfile, kind)) }()
+		}
 		ready, err := a.waitReady(ctx, *flagReadyPoll, 2*time.Minute)
+		if profiled != nil {
+			if perr := <-profiled; perr != nil {
+				logf("cold start %d: %v", i, perr)
+			} else {
+				logf("cold start %d: CPU profile in %s-cold-%s.prof", i, *flagCPUProfile, kind)
+			}
+		}
 		if err != nil {
 			a.stop()
 			return nil, err

@@ -30,6 +30,7 @@ type result struct {
 	memAfterLat              string // what the memory is made of
 
 	readCost, probeCost                []time.Duration
+	dropsCost                          []time.Duration // dataplane.ReadDrops: what a /metrics scrape reads from the kernel
 	readErrors, verified, verifyFailed int
 	lat                                [numOps][]sample
 	hist                               histogram
@@ -139,6 +140,10 @@ func (r *result) print(w io.Writer) {
 	p("--- event to kernel (t0 before the API call -> end of the poll that shows the change; polled every %s with the %s)", *flagPoll, probe)
 	p("cost of one poll, included in every figure below: chain probe median %s ms (max %s); dataplane.Read median %s ms, p90 %s ms, max %s ms",
 		ms(quantile(r.probeCost, 0.5)), ms(slices.Max(r.probeCost)), ms(quantile(r.readCost, 0.5)), ms(quantile(r.readCost, 0.9)), ms(slices.Max(r.readCost)))
+	if len(r.dropsCost) > 0 {
+		p("what a /metrics scrape reads from the kernel (dataplane.ReadDrops, in this process): median %s ms, p90 %s ms, max %s ms over %d reads",
+			ms(quantile(r.dropsCost, 0.5)), ms(quantile(r.dropsCost, 0.9)), ms(slices.Max(r.dropsCost)), len(r.dropsCost))
+	}
 	if r.verified > 0 {
 		p("dataplane.Read cross-check of the chain probe (every 20th sample): %d reads, %d disagreed on the rule comments", r.verified, r.verifyFailed)
 	}

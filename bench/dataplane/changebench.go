@@ -9,9 +9,10 @@ import (
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/lab"
-	"github.com/palisade-net/palisade/internal/lab/netns"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 type scale struct {
@@ -30,7 +31,7 @@ var allScales = map[string]scale{
 const benchNode = "node-0"
 
 func scaleCluster(sc scale) *model.Cluster {
-	return genCluster(genSpec{Seed: 2, Pods: sc.pods, Namespaces: sc.namespaces, Policies: sc.policy,
+	return fixture.Scale(fixture.Spec{Seed: 2, Pods: sc.pods, Namespaces: sc.namespaces, Policies: sc.policy,
 		LocalNodes: []string{benchNode}, Local: sc.local, Wide: *flagWide})
 }
 
@@ -59,7 +60,7 @@ func variant(orig *model.Policy, kind, i int) *model.Policy {
 	}
 	p := *orig
 	p.IngressRules = append(append([]model.Rule(nil), orig.IngressRules...), model.Rule{
-		Peers: []model.Peer{{PodSelector: labels("app", fmt.Sprintf("app-%d", i%8))}},
+		Peers: []model.Peer{{PodSelector: fixture.Sel(fmt.Sprintf("app=app-%d", i%8))}},
 		Ports: []model.Port{tcp(uint16(7000 + i%1000))},
 	})
 	p.Ingress = true

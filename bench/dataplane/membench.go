@@ -24,8 +24,7 @@ func benchMem(ctx context.Context) error {
 		return memCases(ctx, cases)
 	}
 	// The traffic benchmark's node table (a load takes minutes).
-	tc := genCluster(genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
-		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide})
+	tc := trafficCluster()
 	client, server := realPods()
 	client.IPs = []netip.Addr{netip.MustParseAddr("10.244.1.2"), netip.MustParseAddr("fd00:10:244:1::2")}
 	server.IPs = []netip.Addr{netip.MustParseAddr("10.244.2.2"), netip.MustParseAddr("fd00:10:244:2::2")}

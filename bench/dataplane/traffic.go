@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/netns"
 	"golang.org/x/sys/unix"
 )
 

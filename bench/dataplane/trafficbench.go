@@ -13,6 +13,7 @@ import (
 
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/lab"
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -26,6 +27,13 @@ var configs = []string{"a:none", "b:baseline", "c:palisade"}
 
 const baselineTable = "palisadebase"
 
+// trafficCluster is the synthetic cluster of the traffic benchmark, with
+// -local pods on each of the lab's two nodes.
+func trafficCluster() *model.Cluster {
+	return fixture.Scale(fixture.Spec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
+		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide})
+}
+
 func benchTraffic(ctx context.Context) error {
 	if *flagAllowBy != "named" && *flagAllowBy != "number" {
 		return fmt.Errorf("-allow-by %q: want named or number", *flagAllowBy)
@@ -34,8 +42,6 @@ func benchTraffic(ctx context.Context) error {
 		return fmt.Errorf("-conn %q: want reset or crr", *flagConnMode)
 	}
 	client, server := realPods()
-	gen := genSpec{Seed: 1, Pods: *flagPods, Namespaces: *flagNS, Policies: *flagPolicies,
-		LocalNodes: []string{"node1", "node2"}, Local: *flagLocal, Wide: *flagWide}
 
 	// The lab holds only the two real pods.
 	labC := model.NewCluster()
@@ -66,7 +72,7 @@ func benchTraffic(ctx context.Context) error {
 	// The engine: the synthetic cluster, the lab's nodes and real pods, and
 	// the policies that isolate the real pods.
 	t0 = time.Now()
-	c := genCluster(gen)
+	c := trafficCluster()
 	for n, node := range live.Nodes {
 		c.Nodes[n] = node
 	}

@@ -2,9 +2,12 @@
 # The seed walkthrough ("Understanding Kubernetes Network Policies",
 # examples/seed/) on a real two-node cluster (hack/cluster/up.sh) with the
 # real kubectl v1.37.2, Palisade's DaemonSet from deploy/ enforcing: the
-# article's own commands, each result checked as `palisade demo`
-# (internal/cli/demo.go) checks it. As root; the cluster is torn down on any
-# exit (EXIT/INT/TERM trap -> down.sh).
+# article's own commands, each result checked. The steps and the result each
+# should have are not written here: they are internal/walkthrough/walkthrough.go
+# (walkthrough.Seed, which `palisade demo` plays on the lab too), read from
+# `palisade demo --steps` (one step a line, tab-separated) and played with the
+# real kubectl. As root; the cluster is torn down on any exit (EXIT/INT/TERM
+# trap -> down.sh).
 #
 #   hack/cluster/demo.sh        # make cluster-demo
 #
@@ -23,6 +26,11 @@ REPO="$(cd "$HERE/../.." && pwd)"
 . "$HERE/common.sh"
 CURL_TIMEOUT="${CURL_TIMEOUT:-5}"
 [ "$(id -u)" = 0 ] || { echo "demo.sh: run as root" >&2; exit 2; }
+# The walkthrough, before anything is started: a tree that does not build
+# fails here.
+STEPS_TSV=$(cd "$REPO" && go run ./cmd/palisade demo --steps) ||
+  { echo "demo.sh: palisade demo --steps failed" >&2; exit 1; }
+mapfile -t STEPS <<<"$STEPS_TSV"
 
 T0=$SECONDS
 say() { printf '%s\n' "$*"; }
@@ -102,19 +110,6 @@ step kubectl -n palisade-system rollout status daemonset/palisade-agent --timeou
 run kubectl -n palisade-system get pods -o wide
 run kubectl -n kube-system get pods,services -o wide
 
-# --- the article: "Deploying Sample Applications"
-step kubectl apply -f examples/seed/sample-app.yaml
-step kubectl wait --for=condition=Ready pod/frontend pod/backend pod/client-pod --timeout=180s
-run kubectl get pods -o wide
-run kubectl get services
-run kubectl get pods --show-labels
-
-say; say "# No policy yet: every pod can reach every pod."
-curl_check backend frontend-service frontend 1 "article: by default, pods can communicate freely"
-curl_check client-pod frontend-service frontend 1 "article: by default, pods can communicate freely"
-
-# --- "Applying the Network Policy"
-step kubectl apply -f examples/seed/frontend-policy.yaml
 # The agents apply a policy when their watch delivers it: a moment after
 # kubectl apply returns, not synchronously (the lab's demo applies
 # synchronously). Wait until every node's agent has the cluster's policies in
@@ -133,34 +128,63 @@ settle() {
   done
   say "# (both nodes' agents have the $want policies in their kernel: checked $(( ($(date +%s%N) - t0) / 1000000 )) ms after kubectl apply returned)"
 }
-settle
-run kubectl get networkpolicies
-run kubectl describe networkpolicy frontend-access
+# serving SERVICE: wait until the Service answers on its ClusterIP from each
+# node's own network (host network, which no NetworkPolicy governs). A pod
+# Ready is not yet a Service that answers: the EndpointSlice controller and
+# then each node's kube-proxy must see the pod first, and until then
+# kube-proxy rejects the ClusterIP (curl exit 7), which a check made in that
+# moment would blame on the network (CI saw this once).
+serving() {
+  local svc="$1" ip port n t=$SECONDS
+  ip=$(kubectl get service "$svc" -o jsonpath='{.spec.clusterIP}') &&
+    port=$(kubectl get service "$svc" -o jsonpath='{.spec.ports[0].port}') &&
+    [ -n "$ip" ] && [ -n "$port" ] || abort "no ClusterIP and port for service $svc"
+  for n in 1 2; do
+    until in_node "$n" curl -s -o /dev/null --max-time 1 "http://$ip:$port/"; do
+      [ $((SECONDS - t)) -lt 30 ] || abort "service $svc ($ip:$port) does not answer on $(node_name "$n") after 30s"
+      sleep 0.2
+    done
+  done
+}
+# apply FILE: the article's `kubectl apply -f FILE`; then, as a user would,
+# wait until the pods it makes are Ready and its Services answer, and until
+# the agents enforce the policies it holds.
+apply() {
+  local objs pods svc
+  step kubectl apply -f "$1"
+  objs=$(kubectl get -f "$1" -o name) || abort "kubectl get -f $1 failed"
+  pods=$(grep '^pod/' <<<"$objs")
+  if [ -n "$pods" ]; then
+    # shellcheck disable=SC2086 # one word a pod
+    step kubectl wait --for=condition=Ready $pods --timeout=180s
+  fi
+  for svc in $(sed -n 's|^service/||p' <<<"$objs"); do serving "$svc"; done
+  if grep -q '^networkpolicy' <<<"$objs"; then settle; fi
+}
 
-# --- "Verifying the Policy"
-curl_check backend frontend-service frontend 1 "article: should succeed"
-curl_check client-pod frontend-service frontend 0 "article: should fail"
-say; say "# The article's \"Egress Behavior\" paragraph says frontend's outgoing traffic is now blocked."
-say "# Kubernetes says otherwise: the policy has no egress section, so its policyTypes is [Ingress]."
-curl_check frontend backend-service backend 1 "Kubernetes: frontend-access does not isolate frontend for egress"
-run kubectl get pods --show-labels
-
-# --- "Start with Default Deny"
-say; say "# Start with Default Deny: \"blocks all traffic to and from every pod in the namespace\"."
-step kubectl apply -f examples/seed/default-deny-all.yaml
-settle
-run kubectl get networkpolicies -A
-curl_check backend frontend-service frontend 0 "article: blocks all traffic to and from every pod"
-curl_check client-pod frontend-service frontend 0 "article: blocks all traffic to and from every pod"
-say; say "# Beyond the article: the lookups above die at the egress to kube-dns; by the Service's"
-say "# ClusterIP (no DNS) the connection itself is blocked too."
-FRONTEND_IP=$(kubectl get service frontend-service -o jsonpath='{.spec.clusterIP}')
-curl_check backend "$FRONTEND_IP" frontend 0 "default-deny-all: backend's egress is denied"
-
-# --- what the kernel enforces
-for n in 1 2; do
-  say; say "\$ ip netns exec $(node_ns "$n") nft list table inet palisade   # $(node_name "$n")"
-  ip netns exec "$(node_ns "$n")" nft list table inet palisade 2>&1 || fail "no table inet palisade on $(node_name "$n")"
+# --- the article's walkthrough, as internal/walkthrough/walkthrough.go has it
+# (read above from `palisade demo --steps`)
+for line in "${STEPS[@]}"; do
+  IFS=$'\t' read -r -a f <<<"$line"
+  case "${f[0]}" in
+    say) say "${f[1]:-}" ;;
+    apply) apply "${f[1]}" ;;
+    kubectl) step kubectl "${f[@]:1}" ;;
+    curl)
+      target="${f[2]}"
+      if [ "${f[3]}" = clusterip ]; then
+        target=$(kubectl get service "${f[2]}" -o jsonpath='{.spec.clusterIP}') && [ -n "$target" ] ||
+          abort "no ClusterIP for service ${f[2]}"
+      fi
+      want_ok=0; [ "${f[5]}" = succeeds ] && want_ok=1
+      curl_check "${f[1]}" "$target" "${f[4]}" "$want_ok" "${f[6]}" ;;
+    rules)
+      for n in 1 2; do
+        say; say "\$ ip netns exec $(node_ns "$n") nft list table inet palisade   # $(node_name "$n")"
+        ip netns exec "$(node_ns "$n")" nft list table inet palisade 2>&1 || fail "no table inet palisade on $(node_name "$n")"
+      done ;;
+    *) abort "palisade demo --steps: unknown step: $line" ;;
+  esac
 done
 
 say

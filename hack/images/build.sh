@@ -7,6 +7,8 @@
 #   pause     the sandbox image, from k8s.io/kubernetes's build/pause/linux/pause.c
 #   agnhost   the e2e test image, from k8s.io/kubernetes/test/images/agnhost
 #   nginx     (opt-in) a stand-in for docker.io/library/nginx:latest, see build_nginx
+#   agnhost-npapi (opt-in) agnhost:2.45 with bash, for the network-policy-api
+#             conformance suite, see build_agnhost_npapi
 #
 # Idempotent: an image is rebuilt only when its inputs changed (the palisade
 # binary is rebuilt by `go build`, which its build cache makes quick, and the
@@ -23,7 +25,7 @@
 #   KUBE_VERSION        k8s.io/kubernetes version for pause and agnhost (default v1.37.2)
 #   IMAGES_CACHE        cache dir (default ${XDG_CACHE_HOME:-$HOME/.cache}/palisade-images)
 #   ONLY                build only these images, e.g. ONLY="palisade pause"
-#                       (default "palisade pause agnhost"; "nginx" is opt-in)
+#                       (default "palisade pause agnhost"; "nginx" and "agnhost-npapi" are opt-in)
 #
 # Needs: go, gcc with a static libc (Debian's libc6-dev), the Go module proxy.
 set -euo pipefail
@@ -236,6 +238,42 @@ build_nginx() {
   log "nginx: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
 }
 
+# agnhost-npapi: the image sigs.k8s.io/network-policy-api v0.3.0's conformance
+# suite names (conformance/base/manifests.yaml: agnhost:2.45, every server
+# container started as `/bin/bash -c "/agnhost serve-hostname|netexec|porter ..."`,
+# probes exec'd as `/agnhost connect`). Not 2.45: the agnhost of
+# KUBE_VERSION (AGNHOST_TAG, as the agnhost image; its serve-hostname,
+# netexec, porter and connect take the flags the suite passes) plus Debian's
+# bash (the host's /bin/bash and the shared libraries ldd lists), which the
+# agnhost image above leaves out. Opt-in (ONLY=... agnhost-npapi);
+# hack/cluster/npapi-conformance.sh imports it.
+AGNHOST_NPAPI_NAME="registry.k8s.io/e2e-test-images/agnhost:2.45"
+build_agnhost_npapi() {
+  local tar="$CACHE/images/agnhost-npapi-2.45.tar" key t0=$SECONDS
+  agnhost_bin
+  local bash libs l r="$CACHE/work/agnhost-npapi/rootfs"
+  bash="$(readlink -f /bin/bash)"
+  [ -x "$bash" ] || { log "agnhost-npapi: no /bin/bash on this host"; exit 1; }
+  libs=$(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u)
+  # shellcheck disable=SC2086
+  key="$(sha "$AGNHOST_BIN" "$bash" $libs "$MKIMAGE" "${BASH_SOURCE[0]}") $AGNHOST_NPAPI_NAME"
+  if fresh "$tar" "$key"; then return; fi
+  log "agnhost-npapi: image $AGNHOST_NPAPI_NAME (agnhost $AGNHOST_TAG, bash)"
+  mkdir -p "$CACHE/work/agnhost-npapi"; rootfs "$r"
+  install -m 0755 "$AGNHOST_BIN" "$r/agnhost"
+  install -D -m 0755 "$bash" "$r/bin/bash"
+  for l in $libs; do install -D -m 0644 "$(readlink -f "$l")" "$r$l"; done
+  [ -e /lib64/ld-linux-x86-64.so.2 ] && chmod 0755 "$r/lib64/ld-linux-x86-64.so.2" 2>/dev/null || true
+  printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+  "$MKIMAGE" -o "$tar" -t "$AGNHOST_NPAPI_NAME" -entrypoint /agnhost -cmd pause \
+    -label "org.opencontainers.image.description=not agnhost 2.45: agnhost $AGNHOST_TAG ($KUBE_VERSION) and Debian's bash, for the network-policy-api conformance suite" \
+    -label "org.opencontainers.image.version=$AGNHOST_TAG" \
+    "$r"
+  echo "$key" > "$tar.key"
+  log "agnhost-npapi: $(du -h "$tar" | cut -f1) in $((SECONDS - t0))s"
+}
+
 echo "MKIMAGE_BIN=$MKIMAGE"
 for img in $ONLY; do
   case "$img" in
@@ -251,6 +289,9 @@ for img in $ONLY; do
     nginx) build_nginx
       echo "NGINX_IMAGE=$NGINX_NAME"
       echo "NGINX_IMAGE_TAR=$CACHE/images/nginx-standin.tar" ;;
-    *) log "unknown image $img (palisade, pause, agnhost, nginx)"; exit 2 ;;
+    agnhost-npapi) build_agnhost_npapi
+      echo "AGNHOST_NPAPI_IMAGE=$AGNHOST_NPAPI_NAME"
+      echo "AGNHOST_NPAPI_IMAGE_TAR=$CACHE/images/agnhost-npapi-2.45.tar" ;;
+    *) log "unknown image $img (palisade, pause, agnhost, nginx, agnhost-npapi)"; exit 2 ;;
   esac
 done

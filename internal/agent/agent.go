@@ -13,6 +13,7 @@ import (
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // Dataplane programs one node's kernel. *Node is the real one.
@@ -60,8 +61,9 @@ type Options struct {
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// BeforeReady, when set, runs once after the first reconcile is in
-	// the kernel and before the agent reports ready. The CLI returns the
-	// start's transient memory to the OS there (debug.FreeOSMemory).
+	// the kernel and before the agent reports ready. The CLI lifts its
+	// start's memory limit there, and has the start's transient memory
+	// returned to the OS (debug.FreeOSMemory, in the background).
 	BeforeReady func()
 	// GuardUnknownPods says the dataplane's unknown-pod guard is on
 	// (dataplane.Options.AllowUnknown unset, --drop-unknown-pod-ips):
@@ -82,7 +84,7 @@ const maxPendingLatencies = 100_000
 // whole; failed syncs are retried with backoff while the kernel keeps the
 // previous rules.
 type Agent struct {
-	src  Source
+	src  source.Source
 	dp   Dataplane
 	opts Options
 	log  *slog.Logger
@@ -114,6 +116,9 @@ type Agent struct {
 
 	reconciled atomic.Bool
 	started    time.Time
+	// loading is the time spent applying events to the engine before
+	// the first reconcile, for its log line.
+	loading time.Duration
 
 	// afterSync, when set (by tests), runs in the loop after every
 	// successful sync.
@@ -129,7 +134,7 @@ type Agent struct {
 // counts are the gauges of known objects, kept as events apply (the
 // engine's listings sort, which costs at 100k pods).
 type counts struct {
-	pods, local, policies int
+	pods, local, policies, clusterPolicies int
 }
 
 func (a *Agent) isLocal(p *model.Pod) bool {
@@ -150,7 +155,7 @@ func b2i(b bool) int {
 }
 
 // New returns an agent that enforces, through dp, the state src delivers.
-func New(src Source, dp Dataplane, opts Options) *Agent {
+func New(src source.Source, dp Dataplane, opts Options) *Agent {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -237,7 +242,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		evs, synced := a.q.take()
 		if len(evs) > 0 {
+			t := a.now()
 			a.applyEvents(evs)
+			if !a.reconciled.Load() {
+				a.loading += a.now().Sub(t)
+			}
 			dirty = true
 		}
 		if !synced || !dirty || retry != nil {
@@ -262,7 +271,7 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // applyEvents applies a batch to the engine.
-func (a *Agent) applyEvents(evs []Event) {
+func (a *Agent) applyEvents(evs []source.Event) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for i := range evs {
@@ -278,8 +287,8 @@ func (a *Agent) applyEvents(evs []Event) {
 }
 
 // applyEvent applies one event; a.mu is held.
-func (a *Agent) applyEvent(ev *Event) {
-	k := qkey{ev.Kind, ev.Key}
+func (a *Agent) applyEvent(ev *source.Event) {
+	k := keyOf(ev)
 	if ev.Err != nil && !ev.Delete {
 		a.reject(k)
 	} else {
@@ -287,7 +296,7 @@ func (a *Agent) applyEvent(ev *Event) {
 	}
 	e := a.e
 	switch ev.Kind {
-	case KindPod:
+	case source.KindPod:
 		old := e.Pod(ev.Key)
 		switch {
 		case ev.Delete:
@@ -297,7 +306,7 @@ func (a *Agent) applyEvent(ev *Event) {
 		default:
 			a.upsertPod(ev) // through the ownership of local addresses (ownip.go)
 		}
-	case KindNamespace:
+	case source.KindNamespace:
 		_, known := a.namespaces[ev.Key.Name]
 		switch {
 		case ev.Delete:
@@ -309,7 +318,7 @@ func (a *Agent) applyEvent(ev *Event) {
 			e.UpsertNamespace(ev.Namespace)
 			a.namespaces[ev.Key.Name] = struct{}{}
 		}
-	case KindNode:
+	case source.KindNode:
 		switch {
 		case ev.Delete:
 			e.DeleteNode(ev.Key.Name)
@@ -318,7 +327,27 @@ func (a *Agent) applyEvent(ev *Event) {
 		default:
 			e.UpsertNode(ev.Node)
 		}
-	case KindPolicy:
+	case source.KindClusterPolicy:
+		// A rejected one comes with its fail-closed placeholder, as a
+		// NetworkPolicy does (kube.ConvertClusterPolicy).
+		had := e.ClusterPolicy(ev.ClusterKey) != nil
+		switch {
+		case ev.Delete:
+			e.DeleteClusterPolicy(ev.ClusterKey)
+		case ev.ClusterPolicy == nil: // rejected, without a placeholder
+			a.logRejected(ev, had)
+		case ev.Err != nil:
+			p := ev.ClusterPolicy
+			a.log.Error("object rejected; enforcing a fail-closed placeholder that denies, in its tier and at its priority, all traffic of what it selects",
+				"kind", ev.KindName(), "object", ev.ClusterKey.Name, "error", ev.Err.Error(),
+				"placeholder_tier", p.Tier.String(), "placeholder_priority", p.Priority,
+				"placeholder_ingress", len(p.IngressRules) > 0, "placeholder_egress", len(p.EgressRules) > 0)
+			e.UpsertClusterPolicy(p)
+		default:
+			e.UpsertClusterPolicy(ev.ClusterPolicy)
+		}
+		a.counts.clusterPolicies += b2i(e.ClusterPolicy(ev.ClusterKey) != nil) - b2i(had)
+	case source.KindPolicy:
 		// A rejected policy is present too, as its placeholder.
 		a.counts.policies += b2i(!ev.Delete) - b2i(e.Policy(ev.Key) != nil)
 		switch {
@@ -340,35 +369,44 @@ func (a *Agent) applyEvent(ev *Event) {
 	}
 }
 
-func (a *Agent) logRejected(ev *Event, haveGood bool) {
-	obj := ev.Key.String()
-	if ev.Key.Namespace == "" {
-		obj = ev.Key.Name
+func (a *Agent) logRejected(ev *source.Event, haveGood bool) {
+	obj := ev.Object()
+	if ev.Kind == source.KindClusterPolicy {
+		obj = ev.ClusterKey.Name
 	}
 	if haveGood {
-		a.log.Error("object rejected; keeping its last good version", "kind", ev.Kind.String(), "object", obj, "error", ev.Err.Error())
+		a.log.Error("object rejected; keeping its last good version", "kind", ev.KindName(), "object", obj, "error", ev.Err.Error())
 		return
 	}
-	a.log.Error("object rejected; skipped (no good version known)", "kind", ev.Kind.String(), "object", obj, "error", ev.Err.Error())
+	a.log.Error("object rejected; skipped (no good version known)", "kind", ev.KindName(), "object", obj, "error", ev.Err.Error())
 }
 
 func (a *Agent) reject(k qkey) {
 	if _, ok := a.rejected[k]; !ok {
 		a.rejected[k] = struct{}{}
-		a.m.rejected.WithLabelValues(k.kind.String()).Inc()
+		a.m.rejected.WithLabelValues(k.kindName()).Inc()
 	}
 }
 
 func (a *Agent) unreject(k qkey) {
 	if _, ok := a.rejected[k]; ok {
 		delete(a.rejected, k)
-		a.m.rejected.WithLabelValues(k.kind.String()).Dec()
+		a.m.rejected.WithLabelValues(k.kindName()).Dec()
 	}
+}
+
+// kindName is the API kind of k's object (see source.Event.KindName).
+func (k qkey) kindName() string {
+	if k.kind == source.KindClusterPolicy {
+		return k.cluster.Kind
+	}
+	return k.kind.String()
 }
 
 // sync compiles the engine's state and applies it in one transaction.
 func (a *Agent) sync(ctx context.Context) error {
 	a.mu.Lock()
+	compileStart := a.now()
 	ch := a.e.TakeChanges()
 	var rs *dataplane.Ruleset
 	if idp, ok := a.dp.(IncrementalDataplane); ok {
@@ -376,13 +414,17 @@ func (a *Agent) sync(ctx context.Context) error {
 	} else {
 		rs = a.dp.Compile(a.e)
 	}
-	// What may deny an established flow: a policy, a namespace, a node;
-	// a pod whose labels change which policies select it, or whom they
-	// allow, is reported with those policies (ch.Policies).
-	a.polChanged = a.polChanged || len(ch.Policies) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0
-	pods, local, pols := a.counts.pods, a.counts.local, a.counts.policies
+	// What may deny an established flow: a policy, a cluster policy, a
+	// namespace, a node; a pod whose labels change which policies select
+	// it, or whom they allow, is reported with those policies
+	// (ch.Policies). Cluster policies select pods when asked (no change
+	// names them), so any pod change counts while there are some.
+	a.polChanged = a.polChanged || len(ch.Policies) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0 ||
+		ch.ClusterPolicies || (len(ch.Pods) > 0 && len(a.e.ClusterPolicies()) > 0)
+	pods, local, pols, cpols := a.counts.pods, a.counts.local, a.counts.policies, a.counts.clusterPolicies
 	pending := a.pending
 	a.pending = nil
+	compiled := a.now().Sub(compileStart)
 	a.mu.Unlock()
 
 	st, err := a.dp.Apply(ctx, rs)
@@ -407,6 +449,7 @@ func (a *Agent) sync(ctx context.Context) error {
 	a.m.pods.Set(float64(pods))
 	a.m.localPods.Set(float64(local))
 	a.m.policies.Set(float64(pols))
+	a.m.clusterPolicies.Set(float64(cpols))
 	a.m.setRuleset(rs)
 	a.noteGuard(rs)
 	var worst time.Duration
@@ -427,12 +470,13 @@ func (a *Agent) sync(ctx context.Context) error {
 		cold := a.now().Sub(a.started)
 		a.m.coldStart.Set(cold.Seconds())
 		a.log.Info("initial reconcile done; ready", "node", a.opts.NodeName, "before_ready", before.String(),
-			"pods", pods, "local_pods", local, "policies", pols,
+			"loading", a.loading.String(), "compile", compiled.String(),
+			"pods", pods, "local_pods", local, "policies", pols, "cluster_policies", cpols,
 			"chains", len(rs.Chains), "sets", len(rs.Sets), "elements", countElems(rs),
 			"transaction", st.String(), "since_start", cold.String())
 	} else if !st.Empty() {
 		a.log.Info("synced", "events", len(pending), "event_to_kernel_max", worst.String(),
-			"transaction", st.String())
+			"compile", compiled.String(), "transaction", st.String())
 	}
 
 	if a.opts.Flows != nil && a.polChanged {

@@ -21,6 +21,7 @@ import (
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 const testNode = "n1"
@@ -28,16 +29,16 @@ const testNode = "n1"
 // fakeSource is a Source the test drives: it hands push and synced to
 // the test and reports the health it is told.
 type fakeSource struct {
-	push   chan func(Event)
+	push   chan func(source.Event)
 	synced chan func()
 	health atomic.Pointer[error]
 }
 
 func newFakeSource() *fakeSource {
-	return &fakeSource{push: make(chan func(Event), 1), synced: make(chan func(), 1)}
+	return &fakeSource{push: make(chan func(source.Event), 1), synced: make(chan func(), 1)}
 }
 
-func (s *fakeSource) Run(ctx context.Context, push func(Event), synced func()) error {
+func (s *fakeSource) Run(ctx context.Context, push func(source.Event), synced func()) error {
 	s.push <- push
 	s.synced <- synced
 	<-ctx.Done()
@@ -135,7 +136,7 @@ type harness struct {
 	a      *Agent
 	src    *fakeSource
 	dp     *fakeDP
-	push   func(Event)
+	push   func(source.Event)
 	synced func()
 
 	markers atomic.Int64
@@ -176,9 +177,9 @@ func (h *harness) settle() {
 	name := fmt.Sprintf("settle-%d", h.markers.Add(1))
 	for _, present := range []bool{true, false} {
 		h.want.Store(&marker{name, present})
-		ev := Event{Kind: KindNode, Key: model.Key{Name: name}, Node: &model.Node{Name: name}}
+		ev := source.Event{Kind: source.KindNode, Key: model.Key{Name: name}, Node: &model.Node{Name: name}}
 		if !present {
-			ev = Event{Kind: KindNode, Key: model.Key{Name: name}, Delete: true}
+			ev = source.Event{Kind: source.KindNode, Key: model.Key{Name: name}, Delete: true}
 		}
 		h.push(ev)
 		select {
@@ -224,26 +225,26 @@ func pod(ns, name, node string, ip string, labels ...string) *model.Pod {
 	return p
 }
 
-func podEv(p *model.Pod) Event {
-	return Event{Kind: KindPod, Key: p.Key(), Pod: p, Received: time.Now()}
+func podEv(p *model.Pod) source.Event {
+	return source.Event{Kind: source.KindPod, Key: p.Key(), Pod: p, Received: time.Now()}
 }
 
-func nsEv(name string, labels ...string) Event {
+func nsEv(name string, labels ...string) source.Event {
 	n := &model.Namespace{Name: name}
 	l := map[string]string{}
 	for i := 0; i+1 < len(labels); i += 2 {
 		l[labels[i]] = labels[i+1]
 	}
 	model.SetNamespaceLabels(n, l)
-	return Event{Kind: KindNamespace, Key: model.Key{Name: name}, Namespace: n, Received: time.Now()}
+	return source.Event{Kind: source.KindNamespace, Key: model.Key{Name: name}, Namespace: n, Received: time.Now()}
 }
 
-func polEv(p *model.Policy) Event {
-	return Event{Kind: KindPolicy, Key: p.Key(), Policy: p, Received: time.Now()}
+func polEv(p *model.Policy) source.Event {
+	return source.Event{Kind: source.KindPolicy, Key: p.Key(), Policy: p, Received: time.Now()}
 }
 
-func del(kind Kind, key model.Key) Event {
-	return Event{Kind: kind, Key: key, Delete: true, Received: time.Now()}
+func del(kind source.Kind, key model.Key) source.Event {
+	return source.Event{Kind: kind, Key: key, Delete: true, Received: time.Now()}
 }
 
 // denyAllIngress isolates the pods of ns matching sel for ingress,
@@ -342,7 +343,7 @@ func TestEventsToEngine(t *testing.T) {
 	h.push(podEv(web))
 	h.push(podEv(client))
 	h.push(podEv(other))
-	h.push(Event{Kind: KindNode, Key: model.Key{Name: testNode}, Node: &model.Node{Name: testNode, IPs: []netip.Addr{netip.MustParseAddr("192.168.0.1")}}})
+	h.push(source.Event{Kind: source.KindNode, Key: model.Key{Name: testNode}, Node: &model.Node{Name: testNode, IPs: []netip.Addr{netip.MustParseAddr("192.168.0.1")}}})
 	if _, n := h.dp.count(); n != 0 {
 		t.Fatalf("%d applies before the source synced", n)
 	}
@@ -357,10 +358,10 @@ func TestEventsToEngine(t *testing.T) {
 
 	steps := []struct {
 		name   string
-		events []Event
+		events []source.Event
 		check  func(t *testing.T)
 	}{
-		{"policy add isolates web", []Event{polEv(allowFrom("shop", "web", map[string]string{"app": "web"}, "client"))}, func(t *testing.T) {
+		{"policy add isolates web", []source.Event{polEv(allowFrom("shop", "web", map[string]string{"app": "web"}, "client"))}, func(t *testing.T) {
 			if got := h.elems("ingress4"); len(got) != 1 || got[0] != "10.0.0.1" {
 				t.Errorf("ingress map = %v", got)
 			}
@@ -371,7 +372,7 @@ func TestEventsToEngine(t *testing.T) {
 				t.Errorf("palisade_policies = %v", g)
 			}
 		}},
-		{"pod label update moves other into the peers", []Event{podEv(pod("shop", "other", "n2", "10.0.1.2", "app", "client"))}, func(t *testing.T) {
+		{"pod label update moves other into the peers", []source.Event{podEv(pod("shop", "other", "n2", "10.0.1.2", "app", "client"))}, func(t *testing.T) {
 			if !h.allowed(other.Key(), web.Key()) {
 				t.Error("relabelled other must reach web")
 			}
@@ -387,7 +388,7 @@ func TestEventsToEngine(t *testing.T) {
 				t.Errorf("peer set = %v", peers)
 			}
 		}},
-		{"policy update to namespace selector", []Event{
+		{"policy update to namespace selector", []source.Event{
 			nsEv("ops", "team", "ops"),
 			podEv(pod("ops", "probe", "n2", "10.0.2.1", "app", "x")),
 			polEv(&model.Policy{Namespace: "shop", Name: "web", PodSelector: model.Selector{MatchLabels: map[string]string{"app": "web"}}, Ingress: true,
@@ -397,7 +398,7 @@ func TestEventsToEngine(t *testing.T) {
 				t.Error("ops/probe must reach web, shop/client not")
 			}
 		}},
-		{"namespace relabel drops ops from the peers", []Event{nsEv("ops", "team", "dev")}, func(t *testing.T) {
+		{"namespace relabel drops ops from the peers", []source.Event{nsEv("ops", "team", "dev")}, func(t *testing.T) {
 			if h.allowed(k("ops", "probe"), web.Key()) {
 				t.Error("ops/probe must not reach web after its namespace lost the label")
 			}
@@ -411,19 +412,19 @@ func TestEventsToEngine(t *testing.T) {
 				t.Error("node to own pod must be allowed")
 			}
 		}},
-		{"node delete", []Event{del(KindNode, model.Key{Name: testNode})}, func(t *testing.T) {
+		{"node delete", []source.Event{del(source.KindNode, model.Key{Name: testNode})}, func(t *testing.T) {
 			var n *model.Node
 			h.a.withEngine(func(e *engine.Engine) { n = e.Node(testNode) })
 			if n != nil {
 				t.Error("node still known")
 			}
 		}},
-		{"pod moves IP", []Event{podEv(pod("shop", "web", testNode, "10.0.0.9", "app", "web"))}, func(t *testing.T) {
+		{"pod moves IP", []source.Event{podEv(pod("shop", "web", testNode, "10.0.0.9", "app", "web"))}, func(t *testing.T) {
 			if got := h.elems("ingress4"); len(got) != 1 || got[0] != "10.0.0.9" {
 				t.Errorf("ingress map = %v", got)
 			}
 		}},
-		{"policy delete", []Event{del(KindPolicy, k("shop", "web"))}, func(t *testing.T) {
+		{"policy delete", []source.Event{del(source.KindPolicy, k("shop", "web"))}, func(t *testing.T) {
 			if got := h.elems("ingress4"); len(got) != 0 {
 				t.Errorf("ingress map = %v", got)
 			}
@@ -436,7 +437,7 @@ func TestEventsToEngine(t *testing.T) {
 				t.Errorf("palisade_policies = %v", g)
 			}
 		}},
-		{"pod and namespace delete", []Event{del(KindPod, web.Key()), del(KindPod, k("ops", "probe")), del(KindNamespace, model.Key{Name: "ops"})}, func(t *testing.T) {
+		{"pod and namespace delete", []source.Event{del(source.KindPod, web.Key()), del(source.KindPod, k("ops", "probe")), del(source.KindNamespace, model.Key{Name: "ops"})}, func(t *testing.T) {
 			var p *model.Pod
 			h.a.withEngine(func(e *engine.Engine) { p = e.Pod(web.Key()) })
 			if p != nil {
@@ -520,14 +521,14 @@ func TestQueueCoalesces(t *testing.T) {
 	q := newQueue()
 	t0 := time.Unix(100, 0)
 	p := pod("a", "p", testNode, "10.0.0.1")
-	q.push(Event{Kind: KindPod, Key: p.Key(), Pod: p, Received: t0})
-	q.push(Event{Kind: KindNamespace, Key: model.Key{Name: "a"}, Received: t0.Add(time.Second)})
-	q.push(Event{Kind: KindPod, Key: p.Key(), Delete: true, Received: t0.Add(2 * time.Second)})
+	q.push(source.Event{Kind: source.KindPod, Key: p.Key(), Pod: p, Received: t0})
+	q.push(source.Event{Kind: source.KindNamespace, Key: model.Key{Name: "a"}, Received: t0.Add(time.Second)})
+	q.push(source.Event{Kind: source.KindPod, Key: p.Key(), Delete: true, Received: t0.Add(2 * time.Second)})
 	evs, synced := q.take()
 	if synced {
 		t.Error("synced before markSynced")
 	}
-	if len(evs) != 2 || evs[0].Kind != KindPod || !evs[0].Delete || !evs[0].Received.Equal(t0) || evs[1].Kind != KindNamespace {
+	if len(evs) != 2 || evs[0].Kind != source.KindPod || !evs[0].Delete || !evs[0].Received.Equal(t0) || evs[1].Kind != source.KindNamespace {
 		t.Errorf("take = %+v", evs)
 	}
 	q.markSynced()
@@ -589,7 +590,7 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h.push(Event{Kind: KindPolicy, Key: k("shop", "web"), Policy: tc.placeholder, Err: bad, Received: time.Now()})
+			h.push(source.Event{Kind: source.KindPolicy, Key: k("shop", "web"), Policy: tc.placeholder, Err: bad, Received: time.Now()})
 			h.settle()
 			for _, p := range tc.isolated {
 				if h.allowed(client.Key(), p) {
@@ -627,8 +628,8 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 		t.Errorf("rejected gauge after the fix = %v", g)
 	}
 	// Rejected, then deleted: gone, and not counted.
-	h.push(Event{Kind: KindPolicy, Key: k("shop", "web"), Err: bad, Received: time.Now()})
-	h.push(del(KindPolicy, k("shop", "web")))
+	h.push(source.Event{Kind: source.KindPolicy, Key: k("shop", "web"), Err: bad, Received: time.Now()})
+	h.push(del(source.KindPolicy, k("shop", "web")))
 	h.settle()
 	if g := gauge(t, h.a, "palisade_rejected_objects", "kind", "NetworkPolicy"); g != 0 {
 		t.Errorf("rejected gauge after delete = %v", g)
@@ -651,9 +652,9 @@ func TestRejectedPodKeepsLastGood(t *testing.T) {
 	h.synced()
 	h.settle()
 	bad := errors.New(`Pod shop/client: status.podIPs[0]: Invalid value: "300.1.1.1"`)
-	h.push(Event{Kind: KindPod, Key: client.Key(), Err: bad, Received: time.Now()})
-	h.push(Event{Kind: KindPod, Key: k("shop", "new"), Err: bad, Received: time.Now()})
-	h.push(Event{Kind: KindNamespace, Key: model.Key{Name: "shop"}, Err: errors.New("bad label"), Received: time.Now()})
+	h.push(source.Event{Kind: source.KindPod, Key: client.Key(), Err: bad, Received: time.Now()})
+	h.push(source.Event{Kind: source.KindPod, Key: k("shop", "new"), Err: bad, Received: time.Now()})
+	h.push(source.Event{Kind: source.KindNamespace, Key: model.Key{Name: "shop"}, Err: errors.New("bad label"), Received: time.Now()})
 	h.settle()
 	var cur, nw *model.Pod
 	h.a.withEngine(func(e *engine.Engine) { cur, nw = e.Pod(client.Key()), e.Pod(k("shop", "new")) })
@@ -673,13 +674,13 @@ func TestRejectedPodKeepsLastGood(t *testing.T) {
 		t.Errorf("rejected Namespace gauge = %v, want 1", g)
 	}
 	// The same object rejected again is still one.
-	h.push(Event{Kind: KindPod, Key: client.Key(), Err: bad, Received: time.Now()})
+	h.push(source.Event{Kind: source.KindPod, Key: client.Key(), Err: bad, Received: time.Now()})
 	h.settle()
 	if g := gauge(t, h.a, "palisade_rejected_objects", "kind", "Pod"); g != 2 {
 		t.Errorf("rejected Pod gauge after a repeat = %v, want 2", g)
 	}
 	h.push(podEv(client))
-	h.push(del(KindPod, k("shop", "new")))
+	h.push(del(source.KindPod, k("shop", "new")))
 	h.push(nsEv("shop"))
 	h.settle()
 	for _, kind := range []string{"Pod", "Namespace", "NetworkPolicy", "Node"} {
@@ -784,12 +785,12 @@ func TestUnknownPodGuard(t *testing.T) {
 	clock.Store(time.Now().UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
 	h := startAgent(t, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: now, GuardUnknownPods: true})
-	node := func(cidrs ...string) Event {
+	node := func(cidrs ...string) source.Event {
 		n := &model.Node{Name: testNode}
 		for _, c := range cidrs {
 			n.PodCIDRs = append(n.PodCIDRs, netip.MustParsePrefix(c))
 		}
-		return Event{Kind: KindNode, Key: model.Key{Name: testNode}, Node: n}
+		return source.Event{Kind: source.KindNode, Key: model.Key{Name: testNode}, Node: n}
 	}
 	h.push(nsEv("shop"))
 	h.push(podEv(pod("shop", "web", testNode, "10.0.0.1", "app", "web")))

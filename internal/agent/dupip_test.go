@@ -13,6 +13,7 @@ import (
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/fixture"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // kernelNetns creates a throwaway network namespace, removed at cleanup,
@@ -74,7 +75,7 @@ func TestKernelDuplicateLocalIP(t *testing.T) {
 	logs := &fixture.LogBuffer{}
 	h, ns := startKernelAgent(t, Options{Logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	t0 := time.Now()
-	ev := func(name, app string, created time.Time, deleting bool) Event {
+	ev := func(name, app string, created time.Time, deleting bool) source.Event {
 		e := podEv(pod("shop", name, testNode, "10.0.0.7", "app", app))
 		e.Created, e.Deleting = created, deleting
 		return e
@@ -141,7 +142,7 @@ func TestKernelDuplicateLocalIP(t *testing.T) {
 	check("same age", "a", "old", 1)
 
 	// The owner goes: the other one gets it back, no dispute left.
-	h.push(del(KindPod, k("shop", "old")))
+	h.push(del(source.KindPod, k("shop", "old")))
 	h.settle()
 	check("owner deleted", "b", "new", 0)
 	if g := gauge(t, h.a, "palisade_local_pods"); g != 1 {

@@ -3,6 +3,7 @@ package agent
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // metrics are the agent's Prometheus metrics, in a registry of its own
@@ -28,6 +30,7 @@ type metrics struct {
 
 	elements, sets, chains, rules prometheus.Gauge
 	pods, localPods, policies     prometheus.Gauge
+	clusterPolicies               prometheus.Gauge
 	rejected                      *prometheus.GaugeVec
 	guard                         *prometheus.GaugeVec
 	duplicateIPs                  prometheus.Gauge
@@ -69,14 +72,25 @@ func newMetrics(a *Agent) *metrics {
 	m.pods = gauge("palisade_pods", "Pods known (every pod of the cluster: the peers).")
 	m.localPods = gauge("palisade_local_pods", "Pods of this node with addresses, not on the host network (the ones enforced here).")
 	m.policies = gauge("palisade_policies", "NetworkPolicies known, fail-closed placeholders included.")
+	m.clusterPolicies = gauge("palisade_cluster_policies", "Cluster-wide policies known (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy), fail-closed placeholders included.")
 	m.rejected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "palisade_rejected_objects",
-		Help: "Objects currently rejected by validation, by kind (a NetworkPolicy is replaced by a fail-closed placeholder; other kinds keep their last good version).",
+		Help: "Objects currently rejected by validation, by kind (a NetworkPolicy or cluster policy is replaced by a fail-closed placeholder; other kinds keep their last good version).",
 	}, []string{"kind"})
-	for k := Kind(0); k < numKinds; k++ {
-		m.rejected.WithLabelValues(k.String()) // export zeros
+	for k := source.Kind(0); k < source.NumKinds; k++ {
+		if k != source.KindClusterPolicy {
+			m.rejected.WithLabelValues(k.String()) // export zeros
+		}
+	}
+	for _, k := range clusterKinds {
+		m.rejected.WithLabelValues(k)
 	}
 	m.reg.MustRegister(m.rejected)
+	if u, ok := a.src.(source.Unserved); ok {
+		m.reg.MustRegister(&unservedCollector{src: u, desc: prometheus.NewDesc("palisade_api_kind_unserved",
+			"1 for a kind the agent would watch that the API server does not serve (its CRD is not installed): policies of that kind cannot exist, and are picked up once it is served.",
+			[]string{"kind"}, nil)})
+	}
 	m.guard = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "palisade_unknown_pod_guard",
 		Help: "1 when traffic from or to an address of the node's pod CIDRs that no pod of this node known to the agent has is dropped, by family (0: off, or no pod CIDR of that family).",
@@ -96,6 +110,25 @@ func newMetrics(a *Agent) *metrics {
 			[]string{"family"}, nil)})
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// clusterKinds are the API kinds of cluster policies.
+var clusterKinds = [...]string{model.KindAdminNetworkPolicy, model.KindBaselineAdminNetworkPolicy, model.KindClusterNetworkPolicy}
+
+// unservedCollector exports, on scrape, which kinds the source finds
+// unserved.
+type unservedCollector struct {
+	src  source.Unserved
+	desc *prometheus.Desc
+}
+
+func (c *unservedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *unservedCollector) Collect(ch chan<- prometheus.Metric) {
+	un := c.src.Unserved()
+	for _, k := range clusterKinds {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(b2i(slices.Contains(un, k))), k)
+	}
 }
 
 func (m *metrics) handler() http.Handler {

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/palisade-net/palisade/internal/engine"
-	"github.com/palisade-net/palisade/internal/lab/netns"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 // DenyLogGroup is the NFLOG group the agent's drop rules log to when

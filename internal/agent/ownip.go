@@ -3,9 +3,9 @@ package agent
 import (
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // Two pods of this node can report one address for a while: a pod's
@@ -29,30 +29,7 @@ import (
 // of two pods owns an address.
 type localPod struct {
 	pod   *model.Pod
-	claim Claim
-}
-
-// Claim is what decides which of two pods reporting one address owns it.
-type Claim struct {
-	Key      model.Key
-	Created  time.Time
-	Deleting bool
-}
-
-// Claim returns the claim of the pod of ev.
-func (ev *Event) Claim() Claim { return Claim{ev.Key, ev.Created, ev.Deleting} }
-
-// Beats reports whether c owns an address rather than d, and why: the
-// pod not being deleted, else the newer one (by creation), else the one
-// later in name order. The agent and kube.ReadCluster both decide so.
-func (c Claim) Beats(d Claim) (bool, string) {
-	switch {
-	case c.Deleting != d.Deleting:
-		return !c.Deleting, "the other is being deleted"
-	case !c.Created.Equal(d.Created):
-		return c.Created.After(d.Created), "newer"
-	}
-	return d.Key.Less(c.Key), "later in name order"
+	claim source.Claim
 }
 
 // ownership is the agent's record of local pods' addresses.
@@ -96,14 +73,14 @@ func (o *ownership) effective(k model.Key) *model.Pod {
 }
 
 // because says, for the log, why winner owns an address rather than loser.
-func because(winner, loser Claim) string {
+func because(winner, loser source.Claim) string {
 	_, why := winner.Beats(loser)
 	return why
 }
 
 // upsertPod applies an upsert of p from ev to the engine, through the
 // address ownership; a.mu is held.
-func (a *Agent) upsertPod(ev *Event) {
+func (a *Agent) upsertPod(ev *source.Event) {
 	p := ev.Pod
 	k := p.Key()
 	// The owners of the addresses in dispute before: a warning is logged

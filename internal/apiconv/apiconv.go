@@ -3,7 +3,10 @@
 // pod templates stand for their pods: Deployment, ReplicaSet, StatefulSet,
 // DaemonSet, Job, CronJob, ReplicationController) into the cluster state
 // of internal/model, validating on the way in as strictly as the API
-// server (v1.37) does for the fields palisade reads.
+// server (v1.37) does for the fields palisade reads. Cluster-wide policy
+// (policy.networking.k8s.io AdminNetworkPolicy, BaselineAdminNetworkPolicy,
+// ClusterNetworkPolicy) is validated as its CRDs' schema and CEL rules do
+// and converted to model.ClusterPolicy (cluster_policy.go).
 //
 // Both sources of cluster state go through this package: manifest files
 // (internal/manifest) and the Kubernetes API (internal/kube). It never

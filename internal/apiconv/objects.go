@@ -157,7 +157,7 @@ func Node(n *corev1.Node) (*model.Node, error) {
 		return nil, nilInput("Node")
 	}
 	errs := validateMeta(n.Name, "", false, n.Labels, apimachineryvalidation.NameIsDNSSubdomain)
-	out := &model.Node{Name: n.Name}
+	out := &model.Node{Name: n.Name, Labels: n.Labels}
 	path := field.NewPath("status", "addresses")
 	for i, a := range n.Status.Addresses {
 		if a.Type != corev1.NodeInternalIP && a.Type != corev1.NodeExternalIP {

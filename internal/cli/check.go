@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -209,12 +210,30 @@ type connVerdict struct {
 }
 
 type jsonDecision struct {
-	Pod       string     `json:"pod,omitempty"`
-	Isolated  bool       `json:"isolated"`
-	Isolating []string   `json:"isolatingPolicies,omitempty"`
-	Allowed   bool       `json:"allowed"`
-	AllowedBy *jsonRule  `json:"allowedBy,omitempty"`
-	Misses    []jsonMiss `json:"notMatched,omitempty"`
+	Pod string `json:"pod,omitempty"`
+	// Stage is what decided: "admin" (a rule of the Admin tier),
+	// "networkPolicy", "baseline" (a rule of the Baseline tier) or
+	// "default" (nothing did: allowed).
+	Stage string `json:"stage"`
+	// Isolated and Isolating say whether NetworkPolicy isolates the pod;
+	// they are only known when NetworkPolicy was consulted (not when the
+	// Admin tier decided).
+	Isolated  bool      `json:"isolated"`
+	Isolating []string  `json:"isolatingPolicies,omitempty"`
+	Allowed   bool      `json:"allowed"`
+	AllowedBy *jsonRule `json:"allowedBy,omitempty"`
+	// AllowedByPeers is peerAllows for AllowedBy; test fills it when a
+	// check meant to be denied is allowed.
+	AllowedByPeers []string   `json:"allowedByPeers,omitempty"`
+	Misses         []jsonMiss `json:"notMatched,omitempty"`
+	// ClusterRule is the cluster policy rule that decided (stage admin
+	// or baseline).
+	ClusterRule *jsonClusterRule `json:"clusterRule,omitempty"`
+	// PassedBy are the Pass rules that handed the decision down, in order.
+	PassedBy []jsonClusterRule `json:"passedBy,omitempty"`
+	// ClusterMisses are the rules of cluster policies that apply to the
+	// pod and did not match, with why.
+	ClusterMisses []jsonClusterMiss `json:"clusterNotMatched,omitempty"`
 }
 
 type jsonRule struct {
@@ -226,6 +245,9 @@ type jsonRule struct {
 type jsonMiss struct {
 	jsonRule
 	Reason string `json:"reason"`
+	// Peers says, one line per peer of the rule, why it did not match
+	// (see peerWhy); check fills it for the directions that deny.
+	Peers []string `json:"peers,omitempty"`
 }
 
 func toJSONRule(r engine.RuleRef) jsonRule {
@@ -245,91 +267,104 @@ func toJSONDecision(d engine.Decision) jsonDecision {
 		j.AllowedBy = &r
 	}
 	for _, m := range d.Misses {
-		j.Misses = append(j.Misses, jsonMiss{toJSONRule(m.Rule), m.Reason})
+		j.Misses = append(j.Misses, jsonMiss{jsonRule: toJSONRule(m.Rule), Reason: m.Reason})
+	}
+	addCluster(&j, d)
+	return j
+}
+
+// explainDecision is toJSONDecision with, when d denies, each missed
+// rule's per-peer reasons for connection c.
+func explainDecision(e *engine.Engine, c engine.Conn, d engine.Decision) jsonDecision {
+	j := toJSONDecision(d)
+	if d.Allowed {
+		return j
+	}
+	for i, m := range d.Misses {
+		j.Misses[i].Peers = peerWhy(e, m.Rule, c)
 	}
 	return j
 }
 
-func runCheck(s Streams, args []string) error {
+func checkFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 	fs := newFlags("check", s)
 	in := addInput(fs)
 	from := fs.String("from", "", "source: [pod/]NAMESPACE/POD, POD (in -n's namespace) or IP")
 	to := fs.String("to", "", "destination: NAMESPACE/POD, svc/NAMESPACE/SERVICE, pod/NAMESPACE/POD or IP (NAMESPACE/ optional)")
 	portArg := fs.String("port", "", "destination port: 80, 80/TCP, 53/UDP")
-	out := fs.String("o", "text", "output: text or json")
+	out := fs.String("o", "text", "output: text, json or yaml")
 	ipv6 := fs.Bool("6", false, "use the pods' IPv6 addresses")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs("check", pos); err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	if *from == "" || *to == "" || *portArg == "" {
-		return badInputf("check needs --from, --to and --port")
-	}
-	port, proto, err := parsePort(*portArg)
-	if err != nil {
-		return badInput(err)
-	}
-	fam, err := connFamily(*from, *to, *ipv6)
-	if err != nil {
-		return badInput(err)
-	}
-	c, err := in.load(s)
-	if err != nil {
-		return err
-	}
-	e := engine.FromCluster(c)
-	src, err := resolveFrom(e, in, *from, fam)
-	if err != nil {
-		return badInput(err)
-	}
-	targets, svc, err := resolveTo(e, c, in, *to, fam, port, proto)
-	if err != nil {
-		return badInput(err)
-	}
-	res := checkResult{From: src.String(), Protocol: proto.String(), Port: port, Endpoints: len(targets)}
-	switch ip, isIP := parseAddr(*to); {
-	case svc != nil:
-		res.To, res.Service = svc.Key().String(), svc.Key().String()
-	case isIP:
-		res.To = ip.String()
-	default:
-		res.To = targets[0].ep.String()
-	}
-	for _, t := range targets {
-		v := e.Explain(engine.Conn{From: src, To: t.ep, Protocol: proto, Port: t.port})
-		if v.Allowed {
-			res.AllowedEndpoints++
-		}
-		res.Results = append(res.Results, connVerdict{
-			From: src.String(), To: t.ep.String(), Port: t.port, Allowed: v.Allowed, Shortcut: v.Shortcut,
-			Egress: toJSONDecision(v.Egress), Ingress: toJSONDecision(v.Ingress),
-		})
-	}
-	switch res.AllowedEndpoints {
-	case 0:
-		res.Verdict = "DENY"
-	case res.Endpoints:
-		res.Verdict = "ALLOW"
-	default:
-		res.Verdict = "PARTIAL"
-	}
-	if *out == "json" {
-		if err := writeJSON(s.Out, res); err != nil {
+	return fs, func(pos []string) error {
+		if err := noArgs("check", pos); err != nil {
 			return err
 		}
-	} else {
-		writeCheck(s.Out, res)
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		if *from == "" || *to == "" || *portArg == "" {
+			return badInputf("check needs --from, --to and --port")
+		}
+		port, proto, err := parsePort(*portArg)
+		if err != nil {
+			return badInput(err)
+		}
+		fam, err := connFamily(*from, *to, *ipv6)
+		if err != nil {
+			return badInput(err)
+		}
+		c, err := in.load(s)
+		if err != nil {
+			return err
+		}
+		e := engine.FromCluster(c)
+		src, err := resolveFrom(e, in, *from, fam)
+		if err != nil {
+			return badInput(err)
+		}
+		targets, svc, err := resolveTo(e, c, in, *to, fam, port, proto)
+		if err != nil {
+			return badInput(err)
+		}
+		res := checkResult{From: src.String(), Protocol: proto.String(), Port: port, Endpoints: len(targets)}
+		switch ip, isIP := parseAddr(*to); {
+		case svc != nil:
+			res.To, res.Service = svc.Key().String(), svc.Key().String()
+		case isIP:
+			res.To = ip.String()
+		default:
+			res.To = targets[0].ep.String()
+		}
+		for _, t := range targets {
+			conn := engine.Conn{From: src, To: t.ep, Protocol: proto, Port: t.port}
+			v := e.Explain(conn)
+			if v.Allowed {
+				res.AllowedEndpoints++
+			}
+			res.Results = append(res.Results, connVerdict{
+				From: src.String(), To: t.ep.String(), Port: t.port, Allowed: v.Allowed, Shortcut: v.Shortcut,
+				Egress: explainDecision(e, conn, v.Egress), Ingress: explainDecision(e, conn, v.Ingress),
+			})
+		}
+		switch res.AllowedEndpoints {
+		case 0:
+			res.Verdict = "DENY"
+		case res.Endpoints:
+			res.Verdict = "ALLOW"
+		default:
+			res.Verdict = "PARTIAL"
+		}
+		if *out != "text" {
+			if err := writeDoc(s.Out, *out, res); err != nil {
+				return err
+			}
+		} else {
+			writeCheck(s.Out, res)
+		}
+		if res.Verdict != "ALLOW" {
+			return silentExit(1) // some connection fails
+		}
+		return nil
 	}
-	if res.Verdict != "ALLOW" {
-		return silentExit(1) // some connection fails
-	}
-	return nil
 }
 
 // writeJSON writes v indented, as every verb's -o json does.
@@ -386,13 +421,22 @@ func writeDecision(w io.Writer, indent, dir, who string, d jsonDecision) {
 		fmt.Fprintf(w, "%s%s: %s is not a pod, no %s policy applies\n", indent, dir, esc(who), dir)
 		return
 	}
-	if !d.Isolated {
-		fmt.Fprintf(w, "%s%s of %s: not isolated (no policy selects it for %s): allowed\n", indent, dir, esc(d.Pod), strings.ToUpper(dir[:1])+dir[1:])
-		return
+	fmt.Fprintf(w, "%s%s of %s: %s\n", indent, dir, esc(d.Pod), esc(decisionHeader(d, dir)))
+	writeClusterTier(w, indent, d, model.AdminTier.String())
+	if d.Stage == "networkPolicy" {
+		writeNetworkPolicy(w, indent, d)
 	}
-	fmt.Fprintf(w, "%s%s of %s: isolated by %s\n", indent, dir, esc(d.Pod), esc(strings.Join(d.Isolating, ", ")))
+	writeClusterTier(w, indent, d, model.BaselineTier.String())
+}
+
+// writeNetworkPolicy prints the rule of the isolating policies that
+// allowed a direction, or why none did.
+func writeNetworkPolicy(w io.Writer, indent string, d jsonDecision) {
 	if d.AllowedBy != nil {
 		fmt.Fprintf(w, "%s  allowed by %s %s[%d]\n", indent, esc(d.AllowedBy.Policy), strings.ToLower(d.AllowedBy.Direction), d.AllowedBy.Index)
+		for _, p := range d.AllowedByPeers {
+			fmt.Fprintf(w, "%s    %s\n", indent, esc(p))
+		}
 		return
 	}
 	fmt.Fprintf(w, "%s  denied: no rule allows it\n", indent)
@@ -402,5 +446,8 @@ func writeDecision(w io.Writer, indent, dir, who string, d jsonDecision) {
 			continue
 		}
 		fmt.Fprintf(w, "%s    %s %s[%d]: %s\n", indent, esc(m.Policy), strings.ToLower(m.Direction), m.Index, esc(m.Reason))
+		for _, p := range m.Peers {
+			fmt.Fprintf(w, "%s      %s\n", indent, esc(p))
+		}
 	}
 }

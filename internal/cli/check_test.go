@@ -171,3 +171,33 @@ func TestCheckArgs(t *testing.T) {
 			errs: []string{`--from "web": no pod other/web`}},
 	})
 }
+
+// TestCheckPeerReasons: a denied connection says, under each missed rule,
+// why each peer did not match, and only for the direction that denies.
+func TestCheckPeerReasons(t *testing.T) {
+	seed := []string{"-f", seedApp, "-f", seedPolicy}
+	runCases(t, "check", []cliCase{
+		{name: "seed: client-pod is not app=backend",
+			args: append(seed, "--from", "default/client-pod", "--to", "default/frontend", "--port", "80"), code: 1,
+			exactOut: "DENY default/client-pod -> default/frontend 80/TCP\n" +
+				"  egress of default/client-pod: not isolated (no policy selects it for Egress): allowed\n" +
+				"  ingress of default/frontend: isolated by default/frontend-access\n" +
+				"    denied: no rule allows it\n" +
+				"      default/frontend-access ingress[0]: source default/client-pod is not a peer of this rule\n" +
+				"        from[0] pods app=backend in namespace default: pod labels {app=client} do not match podSelector app=backend: `app=client` not in [backend]\n"},
+		{name: "seed: backend matches, the port does not",
+			args: append(seed, "--from", "default/backend", "--to", "default/frontend", "--port", "81"), code: 1,
+			out: []string{"        from[0] pods app=backend in namespace default: matches; port 81/TCP is not one the rule allows: 80/TCP\n"}},
+		{name: "an allowed connection has no peer lines",
+			args: append(seed, "--from", "default/backend", "--to", "default/frontend", "--port", "80"), code: 0,
+			notOut: []string{"from[0]"}},
+	})
+	code, out, _ := run(t, "", append([]string{"check", "-o", "json", "--from", "default/client-pod", "--to", "default/frontend", "--port", "80"}, seed...)...)
+	var res checkResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil || code != 1 {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	if m := res.Results[0].Ingress.Misses; len(m) != 1 || len(m[0].Peers) != 1 || !strings.Contains(m[0].Peers[0], "`app=client` not in [backend]") {
+		t.Errorf("JSON notMatched lacks the peer reason: %s", out)
+	}
+}

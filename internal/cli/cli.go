@@ -1,5 +1,7 @@
 // Package cli is the palisade command line: one file per verb, flags to
-// options, output formats. Only Main decides the exit code; every verb
+// options, output formats. commands.go puts the verbs in a cobra command
+// tree (help, examples, shell completion); each verb declares its flags
+// on a Go flag set that cobra parses as pflag (-f, --kubeconfig). Only Main decides the exit code; every verb
 // returns an error, and program output goes to Out while warnings and
 // progress go to Err.
 //
@@ -15,6 +17,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/palisade-net/palisade/internal/truth"
+	"sigs.k8s.io/yaml"
 )
 
 // Streams are the standard streams a command uses.
@@ -70,23 +74,6 @@ func noAnswer(err error) error { return &exitError{code: 3, err: err} }
 // cannot move the cursor, clear the screen or forge a line.
 func esc(s string) string { return truth.Escape(s) }
 
-type command struct {
-	name, summary string
-	run           func(s Streams, args []string) error
-}
-
-func commands() []command {
-	return []command{
-		{"check", "predict whether one connection is allowed, and why", runCheck},
-		{"explain", "say, for each pod, who may reach it and where it may connect", runExplain},
-		{"matrix", "print the truth table of every pod pair", runMatrix},
-		{"conformance", "run conformance scenarios (conformance run …)", runConformance},
-		{"lab", "a cluster's network on this host, enforced for real (lab up|apply|exec|…)", runLab},
-		{"demo", "the seed article's walkthrough in the lab, checked step by step", runDemo},
-		{"agent", "the node daemon: enforce the cluster's NetworkPolicies for one node", runAgent},
-	}
-}
-
 // Main runs the command line and returns the process exit code (see the
 // package comment). A panic is an internal error: exit 3, with its stack
 // on Err for the bug report, since a crash must not pass for bad input.
@@ -125,31 +112,18 @@ func report(err error, w io.Writer) int {
 	return code
 }
 
-// Run dispatches to a verb.
+// Run runs the verb args name, parsed by cobra (commands.go). An error
+// of cobra's own, before any verb ran (an unknown verb or flag, a missing
+// argument), is bad input: exit 2.
 func Run(args []string, s Streams) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(s.Out)
-		if len(args) == 0 {
-			return silentExit(2)
-		}
-		return nil
+	root, ran := newRoot(s)
+	root.SetArgs(args)
+	err := root.Execute()
+	var ee *exitError
+	if err != nil && !*ran && !errors.As(err, &ee) {
+		return badInputf("%v\nRun 'palisade help' for the commands.", err)
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(s, args[1:])
-		}
-	}
-	usage(s.Err)
-	return badInputf("unknown command %q", args[0])
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "palisade: Kubernetes NetworkPolicy, enforced in the kernel and explained.")
-	fmt.Fprintln(w, "\nUsage: palisade COMMAND [flags]\n\nCommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun 'palisade COMMAND -h' for a command's flags.")
+	return err
 }
 
 // stringList is a repeatable string flag.
@@ -157,6 +131,9 @@ type stringList []string
 
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// Type names the flag's value in help, as pflag's repeatable flags.
+func (l *stringList) Type() string { return "strings" }
 
 // newFlags returns a flag set that reports errors instead of exiting.
 func newFlags(name string, s Streams) *flag.FlagSet {
@@ -178,7 +155,8 @@ func noArgs(verb string, pos []string) error {
 	return badInputf("%s takes no arguments, got %s", verb, strings.Join(q, " "))
 }
 
-// parse parses flags, allowing them after positional arguments as kubectl
+// parse parses the flags of a lab verb (the lab parses its own
+// arguments), allowing them after positional arguments as kubectl
 // does, and returns the positional arguments.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
@@ -206,8 +184,30 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func checkOutput(o string) error {
-	if o != "" && o != "text" && o != "json" {
-		return badInputf("-o %q: want text or json", o)
+	if o != "" && o != "text" && !isDoc(o) {
+		return badInputf("-o %q: want text, json or yaml", o)
 	}
 	return nil
+}
+
+// isDoc tells the -o formats that write a verb's JSON document: json, and
+// yaml for the same document.
+func isDoc(o string) bool { return o == "json" || o == "yaml" }
+
+// writeDoc writes v as every verb's -o json or -o yaml does: indented JSON,
+// or that JSON converted to YAML, so that both carry the same fields.
+func writeDoc(w io.Writer, format string, v any) error {
+	if format != "yaml" {
+		return writeJSON(w, v)
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	y, err := yaml.JSONToYAML(j)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(y)
+	return err
 }

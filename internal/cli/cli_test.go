@@ -111,10 +111,14 @@ func TestMatrix(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	want := "80/TCP\n-\tdefault/backend\tdefault/client-pod\tdefault/frontend\n" +
-		"default/backend\t.\t.\t.\n" +
-		"default/client-pod\t.\t.\tX\n" +
-		"default/frontend\t.\t.\t.\n"
+	// Columns aligned; the seed's pods declare no ports, so 80/TCP.
+	want := "80/TCP\n" +
+		"-                   default/backend  default/client-pod  default/frontend\n" +
+		"default/backend     .                .                   .\n" +
+		"default/client-pod  .                .                   X\n" +
+		"default/frontend    .                .                   .\n" +
+		"\nrows are sources, columns destinations: . allowed, X denied\n" +
+		"ports probed: 80/TCP (no pod declares a container port: the default)\n"
 	if out != want {
 		t.Errorf("matrix =\n%s\nwant\n%s", out, want)
 	}
@@ -183,22 +187,7 @@ func TestConformance(t *testing.T) {
 
 func TestConformanceReportsFailures(t *testing.T) {
 	// A scenario whose expectation is wrong must fail, naming the pair.
-	dir := t.TempDir()
-	sc := `name: wrong
-cluster: standard
-steps:
-- probes:
-  - port: 80
-    protocol: TCP
-    expect:
-      default: allow
-      rules:
-      - {from: x/a, to: x/b, verdict: deny}
-`
-	if err := os.WriteFile(dir+"/wrong.yaml", []byte(sc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, out, _ := run(t, "", "conformance", "run", dir)
+	code, out, _ := run(t, "", "conformance", "run", "../conformance/testdata/wrong.yaml")
 	if code != 1 || !strings.Contains(out, "FAIL wrong") || !strings.Contains(out, "x/a -> x/b: want deny, got allow") ||
 		!strings.HasSuffix(strings.TrimSpace(out), "0 passed, 1 failed") {
 		t.Errorf("exit %d, output:\n%s", code, out)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"sort"
@@ -27,9 +28,12 @@ type explained struct {
 }
 
 type explainedDir struct {
-	Isolated bool            `json:"isolated"`
-	Policies []string        `json:"policies,omitempty"`
-	Rules    []explainedRule `json:"rules,omitempty"`
+	// ClusterPolicies are the cluster-wide policies that apply to the
+	// pod in this direction, in evaluation order.
+	ClusterPolicies []explainedClusterPolicy `json:"clusterPolicies,omitempty"`
+	Isolated        bool                     `json:"isolated"`
+	Policies        []string                 `json:"policies,omitempty"`
+	Rules           []explainedRule          `json:"rules,omitempty"`
 }
 
 type explainedRule struct {
@@ -48,60 +52,58 @@ type explainedPeer struct {
 	CIDRs   []string `json:"cidrs,omitempty"`
 }
 
-func runExplain(s Streams, args []string) error {
+func explainFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 	fs := newFlags("explain", s)
 	in := addInput(fs)
-	out := fs.String("o", "text", "output: text or json")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if err := checkOutput(*out); err != nil {
-		return err
-	}
-	c, err := in.load(s)
-	if err != nil {
-		return err
-	}
-	e := engine.FromCluster(c)
-	// Without names, every pod of the namespaces -n/-A show, in the
-	// matrix's order (truth.Less: pods, then workloads); the engine still
-	// holds all of them, since peers cross namespaces.
-	var pods []*model.Pod
-	for _, p := range e.Pods() {
-		if len(pos) == 0 && in.shows(p.Namespace) {
+	out := fs.String("o", "text", "output: text, json or yaml")
+	return fs, func(pos []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		c, err := in.load(s)
+		if err != nil {
+			return err
+		}
+		e := engine.FromCluster(c)
+		// Without names, every pod of the namespaces -n/-A show, in the
+		// matrix's order (truth.Less: pods, then workloads); the engine still
+		// holds all of them, since peers cross namespaces.
+		var pods []*model.Pod
+		for _, p := range e.Pods() {
+			if len(pos) == 0 && in.shows(p.Namespace) {
+				pods = append(pods, p)
+			}
+		}
+		sort.SliceStable(pods, func(i, j int) bool { return truth.Less(pods[i].Key().String(), pods[j].Key().String()) })
+		for _, a := range pos {
+			r, err := in.parseRef(a)
+			if err != nil {
+				return badInput(err)
+			}
+			if r.typ == "svc" {
+				return badInputf("%q: explain takes pods, not Services", a)
+			}
+			p, err := needPod(e, r.key)
+			if err != nil {
+				return badInput(err)
+			}
 			pods = append(pods, p)
 		}
-	}
-	sort.SliceStable(pods, func(i, j int) bool { return truth.Less(pods[i].Key().String(), pods[j].Key().String()) })
-	for _, a := range pos {
-		r, err := in.parseRef(a)
-		if err != nil {
-			return badInput(err)
+		docs := []explained{} // JSON [] when there is nothing to explain
+		for _, p := range pods {
+			docs = append(docs, explainPod(e, p))
 		}
-		if r.typ == "svc" {
-			return badInputf("%q: explain takes pods, not Services", a)
+		if isDoc(*out) {
+			return writeDoc(s.Out, *out, docs)
 		}
-		p, err := needPod(e, r.key)
-		if err != nil {
-			return badInput(err)
+		for i, d := range docs {
+			if i > 0 {
+				fmt.Fprintln(s.Out)
+			}
+			writeExplained(s.Out, d)
 		}
-		pods = append(pods, p)
+		return nil
 	}
-	docs := []explained{} // JSON [] when there is nothing to explain
-	for _, p := range pods {
-		docs = append(docs, explainPod(e, p))
-	}
-	if *out == "json" {
-		return writeJSON(s.Out, docs)
-	}
-	for i, d := range docs {
-		if i > 0 {
-			fmt.Fprintln(s.Out)
-		}
-		writeExplained(s.Out, d)
-	}
-	return nil
 }
 
 func explainPod(e *engine.Engine, p *model.Pod) explained {
@@ -119,7 +121,7 @@ func explainPod(e *engine.Engine, p *model.Pod) explained {
 }
 
 func explainDir(e *engine.Engine, p *model.Pod, dir model.Direction) explainedDir {
-	var d explainedDir
+	d := explainedDir{ClusterPolicies: explainClusterDir(e, p, dir)}
 	for _, pol := range e.Isolating(p.Key(), dir) {
 		d.Isolated = true
 		d.Policies = append(d.Policies, pol.Key.String())
@@ -134,24 +136,9 @@ func explainRule(e *engine.Engine, p *model.Pod, r *engine.Rule) explainedRule {
 	er := explainedRule{Policy: r.Ref.Policy.String(), Index: r.Ref.Index, AnyPeer: r.AllPeers, AnyPort: r.AllPorts}
 	members := e.PeerMembers(r)
 	for i, peer := range r.Spec().Peers {
-		var xp explainedPeer
-		switch {
-		case peer.IPBlock != nil:
-			xp.Selects = "addresses " + peer.IPBlock.CIDR.String()
-			if len(peer.IPBlock.Except) > 0 {
-				var ex []string
-				for _, x := range peer.IPBlock.Except {
-					ex = append(ex, x.String())
-				}
-				xp.Selects += " except " + strings.Join(ex, ", ")
-			}
+		xp := explainedPeer{Selects: peerSelects(peer, r.Ref.Policy.Namespace)}
+		if peer.IPBlock != nil {
 			xp.CIDRs = []string{peer.IPBlock.CIDR.String()}
-		case peer.NamespaceSelector == nil:
-			xp.Selects = fmt.Sprintf("pods %s in namespace %s", peer.PodSelector, r.Ref.Policy.Namespace)
-		case peer.PodSelector == nil:
-			xp.Selects = fmt.Sprintf("every pod in namespaces %s", peer.NamespaceSelector)
-		default:
-			xp.Selects = fmt.Sprintf("pods %s in namespaces %s", peer.PodSelector, peer.NamespaceSelector)
 		}
 		for _, m := range members[i] {
 			xp.Pods = append(xp.Pods, m.Key().String())
@@ -159,9 +146,7 @@ func explainRule(e *engine.Engine, p *model.Pod, r *engine.Rule) explainedRule {
 		er.Peers = append(er.Peers, xp)
 	}
 	if !r.AllPorts {
-		for _, part := range strings.Split(engine.DescribePorts(r), ", ") {
-			er.Ports = append(er.Ports, part)
-		}
+		er.Ports = append(er.Ports, strings.Split(engine.DescribePorts(r), ", ")...)
 	}
 	if r.Ref.Direction == model.Ingress {
 		for _, np := range r.Named {
@@ -223,11 +208,26 @@ func standsFor(d explained) string {
 }
 
 func writeExplainedDir(w io.Writer, dir, what, prep string, d explainedDir) {
-	if !d.Isolated {
+	writeExplainedCluster(w, dir, prep, d.ClusterPolicies)
+	switch {
+	case !d.Isolated && len(d.ClusterPolicies) > 0:
+		fmt.Fprintf(w, "  %s: no NetworkPolicy isolates it: what no cluster rule decides is allowed\n", dir)
+		return
+	case !d.Isolated:
 		fmt.Fprintf(w, "  %s: not isolated: %s is not restricted\n", dir, what)
 		return
 	}
 	fmt.Fprintf(w, "  %s: isolated by %s\n", dir, esc(strings.Join(d.Policies, ", ")))
+	if len(d.ClusterPolicies) > 0 {
+		note := "NetworkPolicy decides what the Admin tier passes or does not match"
+		for _, p := range d.ClusterPolicies {
+			if p.Tier == model.BaselineTier.String() {
+				note += "; the Baseline tier is never reached for this direction"
+				break
+			}
+		}
+		fmt.Fprintf(w, "    (%s)\n", note)
+	}
 	if len(d.Rules) == 0 {
 		fmt.Fprintf(w, "    nothing is allowed (%s)\n", what)
 		return

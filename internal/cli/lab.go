@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/lab"
+	"github.com/palisade-net/palisade/internal/lab/store"
 	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/render"
 	"github.com/palisade-net/palisade/internal/truth"
 )
 
@@ -131,9 +134,9 @@ func labUp(s Streams, args []string) error {
 		}
 	}
 	ctx := context.Background()
-	ls, err := newLabSession(ctx, lf.name, *nodes, objs, s.Out)
+	ls, err := store.New(ctx, lf.name, *nodes, objs, s.Out)
 	if ls != nil {
-		defer ls.close()
+		defer ls.Close()
 	}
 	if err != nil {
 		if ls != nil {
@@ -150,7 +153,7 @@ func labUp(s Streams, args []string) error {
 		_ = lab.Down(lf.name)
 		return fmt.Errorf("start the lab's pod servers: %w", err)
 	}
-	fmt.Fprintf(s.Out, "lab %s is up: %d node(s), %d pod(s); pod servers run as pid %d\n", lf.name, len(ls.lab.Nodes()), len(ls.lab.Pods()), pid)
+	fmt.Fprintf(s.Out, "lab %s is up: %d node(s), %d pod(s); pod servers run as pid %d\n", lf.name, len(ls.Lab.Nodes()), len(ls.Lab.Pods()), pid)
 	fmt.Fprintf(s.Out, "try: palisade lab get pods -o wide; palisade lab exec POD -- curl -s SERVICE; palisade lab down\n")
 	return nil
 }
@@ -179,15 +182,15 @@ func labChange(s Streams, verb string, args []string) error {
 	if err != nil {
 		return err
 	}
-	ls, err := openLab(lf.name)
+	ls, err := store.Open(lf.name)
 	if err != nil {
 		return err
 	}
-	defer ls.close()
+	defer ls.Close()
 	if verb == "delete" {
-		return ls.remove(context.Background(), objs, s.Out)
+		return ls.Remove(context.Background(), objs, s.Out)
 	}
-	return ls.apply(context.Background(), objs, s.Out)
+	return ls.Apply(context.Background(), objs, s.Out)
 }
 
 func labExec(s Streams, args []string) error {
@@ -312,8 +315,8 @@ func labMatrix(s Streams, args []string) error {
 	c := l.Cluster()
 	e := engine.FromCluster(c)
 	obs := &lab.Observer{Timeout: *timeout}
-	differ := false
-	for i, p := range ports {
+	var res []probeResult
+	for _, p := range ports {
 		port, proto, err := parsePort(p)
 		if err != nil {
 			return badInput(err)
@@ -322,29 +325,86 @@ func labMatrix(s Streams, args []string) error {
 		if err != nil {
 			return err
 		}
-		if i > 0 {
-			fmt.Fprintln(s.Out)
+		r := probeResult{Probe: render.Probe{Port: port, Protocol: proto}}
+		if !skipped {
+			r.Observed = g
+			r.Diffs = truth.Diff(truth.Predict(e, c.SortedPods(), fam, port, proto), g)
 		}
-		if skipped {
-			fmt.Fprintf(s.Out, "%d/%s: skipped (the lab cannot probe %s on this kernel)\n", port, proto, proto)
-			continue
-		}
-		if err := truth.WriteGrid(s.Out, g); err != nil {
-			return err
-		}
-		diffs := truth.Diff(truth.Predict(e, c.SortedPods(), fam, port, proto), g)
-		if len(diffs) == 0 {
-			fmt.Fprintln(s.Out, "observed = predicted")
-		}
-		for _, d := range diffs {
-			differ = true
-			fmt.Fprintf(s.Out, "differs from the prediction: %s\n", d)
-		}
+		res = append(res, r)
+	}
+	differ, err := writeLabMatrix(s.Out, fam, res)
+	if err != nil {
+		return err
 	}
 	if differ {
 		return silentExit(1)
 	}
 	return nil
+}
+
+// probeResult is one port lab matrix probed: the grid observed, nil when
+// the kernel cannot probe the protocol, and where it differs from the
+// engine's prediction.
+type probeResult struct {
+	Probe    render.Probe
+	Observed *truth.Grid
+	Diffs    []truth.Pair
+}
+
+// writeLabMatrix prints the observed grids as matrix prints its own
+// (render.WriteText: aligned, with the legend), then, per port, whether
+// the lab agreed with the prediction. It reports whether any port
+// differed.
+func writeLabMatrix(w io.Writer, fam netip.Addr, res []probeResult) (bool, error) {
+	m := &render.Matrix{Ports: "observed in the lab"}
+	if fam.Is6() {
+		m.Family = "IPv6"
+	}
+	for _, r := range res {
+		if r.Observed == nil {
+			continue
+		}
+		if m.Pods == nil {
+			for _, k := range r.Observed.Pods {
+				ns, _, _ := strings.Cut(k, "/")
+				m.Pods = append(m.Pods, render.Pod{Key: k, Namespace: ns})
+			}
+		}
+		g := render.Grid{Probe: r.Probe, Cells: make([][]render.Cell, len(r.Observed.Pods))}
+		for i, row := range r.Observed.Allow {
+			g.Cells[i] = make([]render.Cell, len(row))
+			for j, ok := range row {
+				if ok {
+					g.Cells[i][j] = render.Cell{Verdict: render.Allow, Port: r.Probe.Port}
+				}
+			}
+		}
+		m.Grids = append(m.Grids, g)
+	}
+	if len(m.Grids) > 0 {
+		if err := render.WriteText(w, m); err != nil {
+			return false, err
+		}
+	}
+	var b strings.Builder
+	if len(m.Grids) > 0 {
+		b.WriteString("\n")
+	}
+	differ := false
+	for _, r := range res {
+		switch {
+		case r.Observed == nil:
+			fmt.Fprintf(&b, "%s: skipped (the lab cannot probe %s on this kernel)\n", r.Probe, r.Probe.Protocol)
+		case len(r.Diffs) == 0:
+			fmt.Fprintf(&b, "%s: observed = predicted\n", r.Probe)
+		}
+		for _, d := range r.Diffs {
+			differ = true
+			fmt.Fprintf(&b, "%s: differs from the prediction: %s\n", r.Probe, esc(d.String()))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return differ, err
 }
 
 func labRules(s Streams, args []string) error {

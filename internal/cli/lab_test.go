@@ -3,115 +3,14 @@ package cli
 import (
 	"bytes"
 	"io"
-	"os"
+	"net/netip"
 	"strings"
 	"testing"
 
-	"github.com/palisade-net/palisade/internal/fixture"
-	"github.com/palisade-net/palisade/internal/lab"
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/render"
+	"github.com/palisade-net/palisade/internal/truth"
 )
-
-func TestMain(m *testing.M) {
-	// lab exec re-runs the test binary to enter a pod; lab up starts it
-	// again as the pod-serving daemon.
-	lab.MaybeNSExec()
-	if os.Getenv(churnEnv) != "" {
-		churnEnforcer()
-	}
-	if len(os.Args) > 2 && os.Args[1] == "lab" && os.Args[2] == "daemon" {
-		os.Exit(Main(os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
-	}
-	os.Exit(m.Run())
-}
-
-// labOf runs a lab verb against the lab called name.
-func labOf(t *testing.T, name string, args ...string) (int, string, string) {
-	t.Helper()
-	return run(t, "", append([]string{"lab", args[0], "--name", name}, args[1:]...)...)
-}
-
-func TestLabWalkthrough(t *testing.T) {
-	fixture.RequireRoot(t)
-	const name = "clitest"
-	_ = lab.Down(name)
-	t.Cleanup(func() {
-		if err := lab.Down(name); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
-	mustLab := func(wantCode int, args ...string) string {
-		t.Helper()
-		code, out, errOut := labOf(t, name, args...)
-		if code != wantCode {
-			t.Fatalf("lab %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, wantCode, out, errOut)
-		}
-		return out
-	}
-	contains := func(out string, wants ...string) {
-		t.Helper()
-		for _, w := range wants {
-			if !strings.Contains(out, w) {
-				t.Errorf("output lacks %q:\n%s", w, out)
-			}
-		}
-	}
-
-	mustLab(0, "up", "--nodes", "2", "-f", seedApp)
-	contains(mustLab(0, "exec", "backend", "--", "curl", "-sS", "--max-time", "3", "frontend-service"), "palisade lab: default/frontend")
-	contains(mustLab(0, "get", "pods", "-o", "wide"), "10.20.0.11", "node1", "node2", "Running")
-	contains(mustLab(0, "get", "services"), "frontend-service", "ClusterIP", "80/TCP")
-
-	contains(mustLab(0, "apply", "-f", seedPolicy), "networkpolicy.networking.k8s.io/frontend-access created")
-	contains(mustLab(0, "apply", "-f", seedPolicy), "networkpolicy.networking.k8s.io/frontend-access unchanged")
-	contains(mustLab(0, "get", "networkpolicies"), "frontend-access", "app=frontend")
-	contains(mustLab(0, "describe", "networkpolicy", "frontend-access"),
-		"Name:", "frontend-access", "PodSelector:     app=frontend", "Allowing ingress traffic:",
-		"To Port: 80/TCP", "From:\n      PodSelector: app=backend", "Not affecting egress traffic", "Policy Types: Ingress")
-	contains(mustLab(0, "probe", "--from", "backend", "--to", "frontend-service", "--port", "80/TCP"), "connected")
-	contains(mustLab(1, "probe", "--from", "client-pod", "--to", "frontend-service", "--port", "80/TCP"), "no connection")
-	mustLab(28, "exec", "client-pod", "--", "curl", "-sS", "--max-time", "2", "frontend-service")
-	contains(mustLab(0, "matrix"), "observed = predicted")
-	rules := mustLab(0, "rules")
-	contains(rules, "table inet palisade", "frontend-access")
-
-	// Bad input changes nothing in the kernel.
-	mustLab(2, "apply", "-f", "testdata/bad-endport.yaml")
-	if after := mustLab(0, "rules"); after != rules {
-		t.Errorf("a rejected manifest changed the rules:\nbefore:\n%s\nafter:\n%s", rules, after)
-	}
-
-	contains(mustLab(0, "delete", "-f", seedPolicy), `networkpolicy "frontend-access" deleted`)
-	mustLab(0, "probe", "--from", "client-pod", "--to", "frontend-service", "--port", "80/TCP")
-
-	mustLab(0, "down")
-	left, err := netns.List("palisade-" + name + "-")
-	if err != nil || len(left) > 0 {
-		t.Errorf("after lab down: namespaces %v (%v)", left, err)
-	}
-}
-
-func TestDemo(t *testing.T) {
-	fixture.RequireRoot(t)
-	code, out, errOut := run(t, "", "demo")
-	if code != 0 || !strings.Contains(out, "Demo passed") {
-		t.Fatalf("demo: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
-	}
-	for _, want := range []string{
-		"$ kubectl apply -f sample-app.yaml", "pod/frontend created",
-		"$ kubectl exec backend -- curl frontend-service", "palisade lab: default/frontend",
-		"networkpolicy.networking.k8s.io/frontend-access created",
-		"$ kubectl describe networkpolicy frontend-access",
-		"blocked (connection timed out): as expected",
-	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("demo output lacks %q", want)
-		}
-	}
-	if left, _ := netns.List("palisade-" + demoLab + "-"); len(left) > 0 {
-		t.Errorf("demo left namespaces behind: %v", left)
-	}
-}
 
 // TestLabSkipsWorkloads: the lab has no controllers, so a Deployment read
 // with the pods is dropped with one warning, never built as a pod.
@@ -129,5 +28,47 @@ func TestLabSkipsWorkloads(t *testing.T) {
 	want := "warning: the lab runs no controllers: skipped 1 workloads (Deployment default/api); give their pods as Pod manifests\n"
 	if errb.String() != want {
 		t.Errorf("stderr = %q, want %q", errb.String(), want)
+	}
+}
+
+// TestWriteLabMatrix: lab matrix prints the observed grids as matrix does
+// (aligned, with its legend), then per port whether the lab agreed with
+// the prediction; a difference is what makes it exit 1.
+func TestWriteLabMatrix(t *testing.T) {
+	pods := []string{"default/a", "default/bb"}
+	grid := func(port uint16, allow [][]bool) *truth.Grid {
+		return &truth.Grid{Port: port, Protocol: model.TCP, Pods: pods, Allow: allow}
+	}
+	tcp := func(port uint16) render.Probe { return render.Probe{Port: port, Protocol: model.TCP} }
+	legend := "rows are sources, columns destinations: . allowed, X denied\nports probed: "
+	tests := []struct {
+		name   string
+		fam    netip.Addr
+		res    []probeResult
+		differ bool
+		want   string
+	}{
+		{"agrees", netip.IPv4Unspecified(), []probeResult{{Probe: tcp(80), Observed: grid(80, [][]bool{{true, false}, {true, true}})}}, false,
+			"80/TCP\n-           default/a  default/bb\ndefault/a   .          X\ndefault/bb  .          .\n\n" +
+				legend + "80/TCP (observed in the lab)\n\n80/TCP: observed = predicted\n"},
+		{"differs, IPv6, a skipped port", netip.IPv6Unspecified(), []probeResult{
+			{Probe: tcp(80), Observed: grid(80, [][]bool{{true, true}, {false, true}}),
+				Diffs: []truth.Pair{{From: "default/a", To: "default/bb", Want: false, Got: true}}},
+			{Probe: render.Probe{Port: 9, Protocol: model.SCTP}}}, true,
+			"80/TCP\n-           default/a  default/bb\ndefault/a   .          .\ndefault/bb  X          .\n\n" +
+				legend + "80/TCP (observed in the lab)\naddresses: IPv6\n\n" +
+				"80/TCP: differs from the prediction: default/a -> default/bb: want deny, got allow\n" +
+				"9/SCTP: skipped (the lab cannot probe SCTP on this kernel)\n"},
+		{"every port skipped", netip.IPv4Unspecified(), []probeResult{{Probe: render.Probe{Port: 9, Protocol: model.SCTP}}}, false,
+			"9/SCTP: skipped (the lab cannot probe SCTP on this kernel)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			differ, err := writeLabMatrix(&b, tt.fam, tt.res)
+			if err != nil || differ != tt.differ || b.String() != tt.want {
+				t.Errorf("differ %v, err %v, output:\n%s\nwant differ %v, output:\n%s", differ, err, b.String(), tt.differ, tt.want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/palisade-net/palisade/internal/lab/store"
 	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
 	corev1 "k8s.io/api/core/v1"
@@ -50,11 +51,11 @@ func labGet(s Streams, args []string) error {
 	default:
 		return badInputf("-o %q: want wide, yaml or json", *out)
 	}
-	ls, err := openLab(lf.name)
+	ls, err := store.Open(lf.name)
 	if err != nil {
 		return err
 	}
-	defer ls.close()
+	defer ls.Close()
 	ns := lf.namespace
 	if *all || kind == "Namespace" {
 		ns = ""
@@ -63,9 +64,9 @@ func labGet(s Streams, args []string) error {
 	if len(pos) == 2 {
 		name = pos[1]
 	}
-	objs := ls.enrich(ls.find(kind, ns, name))
+	objs := ls.Enrich(ls.Find(kind, ns, name))
 	if kind == "Namespace" {
-		objs = ls.namespaces(name)
+		objs = ls.Namespaces(name)
 	}
 	if len(objs) == 0 {
 		if name != "" {
@@ -83,77 +84,6 @@ func labGet(s Streams, args []string) error {
 		return printObjects(s.Out, objs, name != "", *out)
 	}
 	return printTable(s.Out, kind, objs, ns == "" && kind != "Namespace", *out == "wide", *showLabels)
-}
-
-// enrich fills in what the lab's kubelet would have: a pod's node, IPs and
-// phase, a Service's ClusterIPs.
-func (ls *labSession) enrich(objs []manifest.Object) []manifest.Object {
-	c := ls.lab.Cluster()
-	out := make([]manifest.Object, len(objs))
-	for i, o := range objs {
-		switch api := o.API.(type) {
-		case *corev1.Pod:
-			p := api.DeepCopy()
-			if mp := c.Pods[o.Key]; mp != nil {
-				p.Spec.NodeName = mp.Node
-				p.Status.PodIPs = nil
-				for _, ip := range mp.IPs {
-					p.Status.PodIPs = append(p.Status.PodIPs, corev1.PodIP{IP: ip.String()})
-				}
-				if len(mp.IPs) > 0 {
-					p.Status.PodIP = mp.IPs[0].String()
-				}
-				p.Status.Phase = corev1.PodRunning
-			}
-			o.API = p
-		case *corev1.Service:
-			svc := api.DeepCopy()
-			if ms := c.Services[o.Key]; ms != nil {
-				svc.Spec.ClusterIPs = nil
-				for _, ip := range ms.ClusterIPs {
-					svc.Spec.ClusterIPs = append(svc.Spec.ClusterIPs, ip.String())
-				}
-				if len(ms.ClusterIPs) > 0 {
-					svc.Spec.ClusterIP = ms.ClusterIPs[0].String()
-				}
-			}
-			if svc.Spec.Type == "" {
-				svc.Spec.Type = corev1.ServiceTypeClusterIP
-			}
-			o.API = svc
-		}
-		out[i] = o
-	}
-	return out
-}
-
-// namespaces lists the lab's namespaces, declared or implied.
-func (ls *labSession) namespaces(name string) []manifest.Object {
-	c := ls.lab.Cluster()
-	declared := map[string]manifest.Object{}
-	for _, o := range ls.find("Namespace", "", "") {
-		declared[o.Key.Name] = o
-	}
-	names := map[string]bool{"default": true}
-	for n := range c.Namespaces {
-		names[n] = true
-	}
-	var out []manifest.Object
-	for n := range names {
-		if name != "" && n != name {
-			continue
-		}
-		o, ok := declared[n]
-		if !ok {
-			nsObj := &corev1.Namespace{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}}
-			nsObj.Name = n
-			nsObj.Labels = map[string]string{model.NamespaceNameLabel: n}
-			o = manifest.Object{Kind: "Namespace", Key: model.Key{Name: n}, API: nsObj}
-		}
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key.Name < out[j].Key.Name })
-	return out
 }
 
 func printObjects(w io.Writer, objs []manifest.Object, single bool, format string) error {
@@ -236,7 +166,7 @@ func printTable(w io.Writer, kind string, objs []manifest.Object, withNS, wide, 
 	}
 	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, o := range objs {
-		m := metaOf(o)
+		m := store.Meta(o)
 		var row []string
 		switch api := o.API.(type) {
 		case *corev1.Pod:
@@ -303,12 +233,12 @@ func labDescribe(s Streams, args []string) error {
 	if len(pos) != 2 || resourceKinds[strings.ToLower(pos[0])] != "NetworkPolicy" {
 		return badInputf("usage: palisade lab describe networkpolicy NAME")
 	}
-	ls, err := openLab(lf.name)
+	ls, err := store.Open(lf.name)
 	if err != nil {
 		return err
 	}
-	defer ls.close()
-	objs := ls.find("NetworkPolicy", lf.namespace, pos[1])
+	defer ls.Close()
+	objs := ls.Find("NetworkPolicy", lf.namespace, pos[1])
 	if len(objs) == 0 {
 		return fmt.Errorf("networkpolicies.networking.k8s.io %q not found", pos[1])
 	}

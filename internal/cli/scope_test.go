@@ -7,21 +7,42 @@ import "testing"
 func TestMatrixScope(t *testing.T) {
 	runCases(t, "matrix", []cliCase{
 		{name: "manifests: every namespace", args: []string{"-f", expose, "--port", "5000"},
-			exactOut: "5000/TCP\n-\tdefault/client\tdefault/web\tdefault/web-2\tother/client\n" +
-				"default/client\t.\t.\tX\t.\n" +
-				"default/web\t.\t.\tX\t.\n" +
-				"default/web-2\t.\tX\t.\t.\n" +
-				"other/client\t.\tX\tX\t.\n"},
+			exactOut: "5000/TCP\n" +
+				"-               default/client  default/web  default/web-2  other/client\n" +
+				"default/client  .               .            X              .\n" +
+				"default/web     .               .            X              .\n" +
+				"default/web-2   .               X            .              .\n" +
+				"other/client    .               X            X              .\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 5000/TCP (given with --port)\n"},
 		{name: "-A: the same", args: []string{"-f", expose, "-A", "--port", "5000"},
-			out: []string{"\tdefault/client\tdefault/web\tdefault/web-2\tother/client\n"}},
+			out: []string{"\n-               default/client  default/web  default/web-2  other/client\n"}},
 		{name: "-n: one namespace's rows and columns", args: []string{"-f", expose, "-n", "other", "--port", "5000"},
-			exactOut: "5000/TCP\n-\tother/client\nother/client\t.\n"},
+			exactOut: "5000/TCP\n-             other/client\nother/client  .\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 5000/TCP (given with --port)\n"},
 		{name: "-n of a namespace without pods", args: []string{"-f", expose, "-n", "none"},
-			exactOut: "80/TCP\n-\n"},
+			exactOut: "80/TCP\n-\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 80/TCP (no pod declares a container port: the default)\n"},
 		{name: "-A and -n", args: []string{"-f", expose, "-A", "-n", "other"}, code: 2,
 			errs: []string{"-A and -n other: give one of them"}},
-		{name: "extra arguments are named", args: []string{"-f", expose, "default/web"}, code: 2,
-			errs: []string{`matrix takes no arguments, got "default/web"`}},
+		{name: "declared ports by default", args: []string{"-f", expose},
+			out: []string{"5000/TCP\n", "ports probed: 5000/TCP (the container ports the pods declare)\n"}, notOut: []string{"80/TCP"}},
+		{name: "NS/POD, a bare name in -n's namespace and a pattern", args: []string{"-f", expose, "-n", "other", "default/web", "client", "--port", "5000"},
+			exactOut: "5000/TCP\n-             default/web  other/client\ndefault/web   .            .\nother/client  X            .\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 5000/TCP (given with --port)\n"},
+		{name: "a pattern over namespace/name", args: []string{"-f", expose, "default/web*", "--port", "5000"},
+			out: []string{"\n-              default/web  default/web-2\n"}, notOut: []string{"client"}},
+		{name: "a pattern without a namespace is -n's", args: []string{"-f", expose, "-n", "other", "*", "--port", "5000"},
+			out: []string{"\n-             other/client\n"}, notOut: []string{"default/"}},
+		{name: "an unknown pod", args: []string{"-f", expose, "default/nope"}, code: 2,
+			errs: []string{"no pod default/nope"}},
+		{name: "a pattern matching nothing", args: []string{"-f", expose, "x*"}, code: 2,
+			errs: []string{`pattern "x*" matches no pod`}},
+		{name: "a Service is not a row", args: []string{"-f", expose, "svc/web"}, code: 2,
+			errs: []string{`"svc/web": matrix takes pods, not Services`}},
 	})
 }
 

@@ -52,15 +52,22 @@ func TestWorkloadMatrix(t *testing.T) {
 		// replicas of api talk to each other under policy (X); the one pod
 		// of other/api talks to itself.
 		{name: "pods, then workloads", args: append(f, "--port", "8080"),
-			exactOut: "8080/TCP\n-\tdefault/client\tdefault/agent[DaemonSet]\tdefault/api[Deployment]\tdefault/db[Deployment]\tdefault/db[StatefulSet]\tother/api[Deployment]\n" +
-				"default/client\t.\t.\t.\t.\t.\t.\n" +
-				"default/agent[DaemonSet]\t.\t.\tX\t.\t.\t.\n" +
-				"default/api[Deployment]\t.\t.\tX\t.\t.\t.\n" +
-				"default/db[Deployment]\t.\t.\tX\t.\t.\t.\n" +
-				"default/db[StatefulSet]\t.\t.\tX\t.\t.\t.\n" +
-				"other/api[Deployment]\t.\t.\tX\t.\t.\t.\n"},
+			exactOut: "8080/TCP\n" +
+				"-                         default/client  default/agent[DaemonSet]  default/api[Deployment]  default/db[Deployment]  default/db[StatefulSet]  other/api[Deployment]\n" +
+				"default/client            .               .                         .                        .                       .                        .\n" +
+				"default/agent[DaemonSet]  .               .                         X                        .                       .                        .\n" +
+				"default/api[Deployment]   .               .                         X                        .                       .                        .\n" +
+				"default/db[Deployment]    .               .                         X                        .                       .                        .\n" +
+				"default/db[StatefulSet]   .               .                         X                        .                       .                        .\n" +
+				"other/api[Deployment]     .               .                         X                        .                       .                        .\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 8080/TCP (given with --port)\n"},
 		{name: "-n", args: append(f, "-n", "other", "--port", "8080"),
-			exactOut: "8080/TCP\n-\tother/api[Deployment]\nother/api[Deployment]\t.\n"},
+			exactOut: "8080/TCP\n-                      other/api[Deployment]\nother/api[Deployment]  .\n" +
+				"\nrows are sources, columns destinations: . allowed, X denied\n" +
+				"ports probed: 8080/TCP (given with --port)\n"},
+		{name: "a workload by name", args: append(f, "default/client", "other/api", "--port", "8080"),
+			out: []string{"\n-                      default/client  other/api[Deployment]\n"}},
 	})
 }
 
@@ -131,10 +138,15 @@ func TestWorkloadExplain(t *testing.T) {
 func TestWorkloadManifests(t *testing.T) {
 	f := []string{"-f", "testdata/workload-manifests.yaml", "-q"}
 	runCases(t, "matrix", []cliCase{
-		{name: "matrix", args: f, exactOut: "80/TCP\n-\tdefault/client\tdefault/agent[DaemonSet]\tdefault/api[Deployment]\n" +
-			"default/client\t.\t.\tX\n" +
-			"default/agent[DaemonSet]\t.\t.\tX\n" +
-			"default/api[Deployment]\t.\t.\tX\n"},
+		// api declares 8080, so that is what matrix probes, not 80.
+		{name: "matrix", args: f, exactOut: "8080/TCP\n" +
+			"-                         default/client  default/agent[DaemonSet]  default/api[Deployment]\n" +
+			"default/client            .               .                         .\n" +
+			"default/agent[DaemonSet]  .               .                         X\n" +
+			"default/api[Deployment]   .               .                         X\n" +
+			"\nrows are sources, columns destinations: . allowed, X denied\n" +
+			"ports probed: 8080/TCP (the container ports the pods declare)\n"},
+		{name: "80 still answers as before", args: append(f, "--port", "80"), out: []string{"default/client            .               .                         X\n"}},
 	})
 	runCases(t, "check", []cliCase{
 		{name: "the Service's named target port on the Deployment",

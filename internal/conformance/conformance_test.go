@@ -180,11 +180,11 @@ func TestParseErrors(t *testing.T) {
 		name, data, want string // want "" means no error
 	}{
 		{"no steps", "name: bad\ncluster: standard\n",
-			"bad.yaml: scenario bad: steps: required: a scenario has at least one step"},
+			"bad.yaml: scenario bad: steps: required: a scenario has at least one step, or checks"},
 		{"empty steps", "name: bad\ncluster: standard\nsteps: []\n",
-			"bad.yaml: scenario bad: steps: required: a scenario has at least one step"},
+			"bad.yaml: scenario bad: steps: required: a scenario has at least one step, or checks"},
 		{"no cluster", "name: bad\nsteps:\n- probes: []\n",
-			"bad.yaml: scenario bad: cluster: required: standard or an inline cluster"},
+			"bad.yaml: scenario bad: cluster: required: standard, an inline cluster, or manifests"},
 		{"unknown cluster", "name: bad\ncluster: big\nsteps:\n- probes: []\n",
 			`bad.yaml: scenario bad: cluster: "big" is not a known cluster (want standard or an inline cluster)`},
 		{"second document", "name: bad\ncluster: standard\nsteps:\n- probes: []\n---\nname: other\n",
@@ -217,6 +217,8 @@ func TestParseErrors(t *testing.T) {
 		{"family", "name: bad\ncluster: standard\nsteps:\n- probes:\n  - {family: ipv6, port: 80, protocol: TCP, expect: {default: allow}}\n",
 			`bad.yaml: scenario bad: steps[0].probes[0].family: "ipv6": want IPv4 or IPv6`},
 		{"family IPv6", "name: ok\ncluster: standard\nsteps:\n- probes:\n  - {family: IPv6, port: 80, protocol: TCP, expect: {default: allow}}\n", ""},
+		{"cluster policy delete namespace", "name: bad\ncluster: standard\nsteps:\n- do:\n  - delete: {kind: AdminNetworkPolicy, namespace: x, name: p}\n  probes: []\n",
+			"bad.yaml: scenario bad: steps[0].do[0].delete.namespace: AdminNetworkPolicy is cluster-scoped: leave namespace out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,7 +3,9 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/palisade-net/palisade/internal/engine"
@@ -26,6 +28,64 @@ type Observer interface {
 	Teardown() error
 }
 
+// ClusterPolicyEnforcer is implemented by an Observer that enforces
+// cluster-wide policies of the kinds (AdminNetworkPolicy,
+// BaselineAdminNetworkPolicy, ClusterNetworkPolicy) it answers true for:
+// an API server may serve only some of them. Run does not hand a scenario
+// that uses any other kind to the observer: the lab would probe without
+// that policy, and a probe that happened to agree would be a pass nobody
+// observed.
+type ClusterPolicyEnforcer interface {
+	EnforcesClusterPolicyKind(kind string) bool
+}
+
+// ClusterPolicyKinds returns the kinds of cluster-wide policy that sc's
+// cluster holds or its actions apply or delete, sorted; none for a
+// scenario without any.
+func ClusterPolicyKinds(sc *Scenario) []string {
+	seen := map[string]bool{}
+	for k := range sc.Cluster.ClusterPolicies {
+		seen[k.Kind] = true
+	}
+	for _, st := range sc.Steps {
+		for _, a := range st.Do {
+			if a.Apply != nil {
+				if p, ok := a.Apply.Model.(*model.ClusterPolicy); ok {
+					seen[p.Kind] = true
+				}
+			}
+			if a.Delete != nil && clusterKind(a.Delete.Kind) {
+				seen[a.Delete.Kind] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// unobservedKinds returns those of kinds that obs does not enforce.
+func unobservedKinds(obs Observer, kinds []string) []string {
+	ce, ok := obs.(ClusterPolicyEnforcer)
+	if !ok {
+		return kinds
+	}
+	var out []string
+	for _, k := range kinds {
+		if !ce.EnforcesClusterPolicyKind(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// clusterKind reports whether kind is one of the cluster-wide policy kinds.
+func clusterKind(kind string) bool {
+	switch kind {
+	case model.KindClusterNetworkPolicy, model.KindAdminNetworkPolicy, model.KindBaselineAdminNetworkPolicy:
+		return true
+	}
+	return false
+}
+
 // Result is the outcome of one scenario.
 type Result struct {
 	Name      string
@@ -35,6 +95,9 @@ type Result struct {
 	Expected  truth.Document
 	Predicted truth.Document
 	Observed  *truth.Document
+	// Checks are the pairs of the scenario's checks, judged by the
+	// engine on the cluster before any step.
+	Checks []CheckResult
 }
 
 // Run runs sc: predicted by the engine, updated incrementally step by step
@@ -48,6 +111,12 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 	c := sc.Cluster.Clone()
 	e := engine.FromCluster(c)
 	if obs != nil {
+		if kinds := unobservedKinds(obs, ClusterPolicyKinds(sc)); len(kinds) > 0 {
+			fail("observed: not run: the observer (%T) does not enforce %s, which this scenario uses", obs, strings.Join(kinds, ", "))
+			obs = nil
+		}
+	}
+	if obs != nil {
 		res.Observed = &truth.Document{Scenario: sc.Name}
 		if err := obs.Setup(ctx, c); err != nil {
 			fail("lab setup: %v", err)
@@ -59,6 +128,26 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 				fail("lab teardown: %v", err)
 			}
 		}()
+	}
+	if len(sc.Checks) > 0 {
+		res.Checks = runChecks(e, c.SortedPods(), sc.Checks)
+		for i := range res.Checks {
+			r := &res.Checks[i]
+			if r.Pass {
+				continue
+			}
+			ck := r.Check
+			r.Line = fmt.Sprintf("checks[%d]: %s -> %s %d/%s", r.Index, r.From, r.To, ck.Port, ck.Protocol)
+			if ck.Family.Is6() {
+				r.Line += " IPv6"
+			}
+			if r.Err != "" {
+				r.Line += ": " + r.Err
+			} else {
+				r.Line += fmt.Sprintf(": want %s, got %s", verdictName(ck.Allow), verdictName(r.Verdict.Allowed))
+			}
+			fail("%s", r.Line)
+		}
 	}
 	for i, st := range sc.Steps {
 		for j, a := range st.Do {
@@ -110,6 +199,13 @@ func Run(ctx context.Context, sc *Scenario, obs Observer) (res Result) {
 		}
 	}
 	return res
+}
+
+func verdictName(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
 }
 
 // familyTable is g's table, marked IPv6 when the probe was.
@@ -165,9 +261,15 @@ func newPodIndex(keys []string) *podIndex {
 	for i, k := range keys {
 		ns, name, _ := strings.Cut(k, "/")
 		x.all = append(x.all, i)
-		x.byKey[k] = []int{i}
+		x.byKey[k] = append(x.byKey[k], i)
 		x.byNS[ns] = append(x.byNS[ns], i)
 		x.byName[name] = append(x.byName[name], i)
+		// A workload's pod, NAME[KIND] (read from a user's manifests),
+		// also answers to NAME, as palisade check finds it.
+		if base, _, ok := strings.Cut(name, "["); ok && strings.HasSuffix(name, "]") {
+			x.byKey[ns+"/"+base] = append(x.byKey[ns+"/"+base], i)
+			x.byName[base] = append(x.byName[base], i)
+		}
 	}
 	return x
 }
@@ -201,6 +303,9 @@ func apply(c *model.Cluster, e *engine.Engine, a Action) error {
 			c.EnsureNamespace(obj.Namespace)
 			c.Policies[obj.Key()] = obj
 			e.UpsertPolicy(obj)
+		case *model.ClusterPolicy:
+			c.ClusterPolicies[obj.Key()] = obj
+			e.UpsertClusterPolicy(obj)
 		case *model.Namespace:
 			c.Namespaces[obj.Name] = obj
 			e.UpsertNamespace(obj)
@@ -217,7 +322,7 @@ func apply(c *model.Cluster, e *engine.Engine, a Action) error {
 			c.Pods[obj.Key()] = obj
 			e.UpsertPod(obj)
 		default:
-			return fmt.Errorf("apply: %s %s: scenarios apply NetworkPolicy, Namespace or Pod", a.Apply.Kind, a.Apply.Key)
+			return fmt.Errorf("apply: %s %s: scenarios apply NetworkPolicy, a cluster-wide policy, Namespace or Pod", a.Apply.Kind, a.Apply.Key)
 		}
 	case a.Delete != nil:
 		k := model.Key{Namespace: a.Delete.Namespace, Name: a.Delete.Name}
@@ -234,8 +339,16 @@ func apply(c *model.Cluster, e *engine.Engine, a Action) error {
 			}
 			delete(c.Pods, k)
 			e.DeletePod(k)
+		case model.KindClusterNetworkPolicy, model.KindAdminNetworkPolicy, model.KindBaselineAdminNetworkPolicy:
+			ck := model.ClusterKey{Kind: a.Delete.Kind, Name: a.Delete.Name}
+			if c.ClusterPolicies[ck] == nil {
+				return fmt.Errorf("delete: no %s %s", ck.Kind, ck.Name)
+			}
+			delete(c.ClusterPolicies, ck)
+			e.DeleteClusterPolicy(ck)
 		default:
-			return fmt.Errorf("delete: kind %q: want NetworkPolicy or Pod", a.Delete.Kind)
+			return fmt.Errorf("delete: kind %q: want NetworkPolicy, Pod, %s, %s or %s", a.Delete.Kind,
+				model.KindClusterNetworkPolicy, model.KindAdminNetworkPolicy, model.KindBaselineAdminNetworkPolicy)
 		}
 	case a.Label != nil:
 		l := a.Label

@@ -33,7 +33,12 @@ type Scenario struct {
 	Source  string
 	File    string
 	Cluster *model.Cluster
-	Steps   []Step
+	// Checks are judged on Cluster before any step (FORMAT.md, "Checks").
+	Checks []Check
+	Steps  []Step
+	// Warnings are the manifest reader's lines about what it skipped in
+	// the scenario's manifests.
+	Warnings []string
 }
 
 // Step is a list of actions, then probes.
@@ -85,7 +90,11 @@ type fileScenario struct {
 	Name    string       `yaml:"name"`
 	Source  string       `yaml:"source"`
 	Cluster clusterField `yaml:"cluster"`
-	Steps   []fileStep   `yaml:"steps"`
+	// Manifests, instead of a cluster: files and directories of
+	// Kubernetes objects, relative to the scenario file.
+	Manifests []string    `yaml:"manifests"`
+	Checks    []fileCheck `yaml:"checks"`
+	Steps     []fileStep  `yaml:"steps"`
 }
 
 // clusterField is a scenario's cluster: the name of a known one, or an
@@ -238,6 +247,15 @@ func parse(data []byte, file string, lift bool) (*Scenario, error) {
 	}
 	var err error
 	switch {
+	case fs.Manifests != nil && (fs.Cluster.Inline != nil || fs.Cluster.Name != ""):
+		return nil, where("cluster and manifests: give one of them")
+	case fs.Manifests != nil:
+		if len(fs.Manifests) == 0 {
+			return nil, where("manifests: empty: list files or directories of Kubernetes objects")
+		}
+		if sc.Cluster, sc.Warnings, err = manifestCluster(fs.Manifests, file); err != nil {
+			return nil, where("%v", err)
+		}
 	case fs.Cluster.Inline != nil:
 		if sc.Cluster, err = inlineCluster(fs.Cluster.Inline); err != nil {
 			return nil, where("%v", err)
@@ -245,18 +263,21 @@ func parse(data []byte, file string, lift bool) (*Scenario, error) {
 	case fs.Cluster.Name == "standard":
 		sc.Cluster = Standard()
 	case fs.Cluster.Name == "":
-		return nil, where("cluster: required: standard or an inline cluster")
+		return nil, where("cluster: required: standard, an inline cluster, or manifests")
 	default:
 		return nil, where("cluster: %q is not a known cluster (want standard or an inline cluster)", fs.Cluster.Name)
 	}
-	if len(fs.Steps) == 0 {
-		return nil, where("steps: required: a scenario has at least one step")
+	if len(fs.Steps) == 0 && len(fs.Checks) == 0 {
+		return nil, where("steps: required: a scenario has at least one step, or checks")
 	}
 	// pods holds the pods each step's probes see, to reject a pattern that
 	// names none: a misspelled name would otherwise quietly expect nothing.
 	pods := map[string]bool{}
 	for k := range sc.Cluster.Pods {
 		pods[k.String()] = true
+	}
+	if sc.Checks, err = parseChecks(fs.Checks, sc.Cluster); err != nil {
+		return nil, where("%v", err)
 	}
 	for i, st := range fs.Steps {
 		var step Step
@@ -275,6 +296,9 @@ func parse(data []byte, file string, lift bool) (*Scenario, error) {
 			if a.Delete != nil {
 				n++
 				act.Delete = a.Delete
+				if clusterKind(a.Delete.Kind) && a.Delete.Namespace != "" {
+					return nil, where("%s.delete.namespace: %s is cluster-scoped: leave namespace out", path, a.Delete.Kind)
+				}
 			}
 			if a.Label != nil {
 				n++
@@ -513,9 +537,11 @@ func scenarioErrors(path string, err error) []string {
 
 // addNode gives every scenario cluster its node, as the standard cluster
 // describes: traffic from 10.10.0.1 to the node's pods is never filtered.
+// Its labels are what cluster policies' nodes peers select.
 func addNode(c *model.Cluster) {
-	c.Nodes["node1"] = &model.Node{Name: "node1", IPs: []netip.Addr{
-		netip.MustParseAddr("10.10.0.1"), netip.MustParseAddr("fd00:10:10::1")}}
+	c.Nodes["node1"] = &model.Node{Name: "node1",
+		Labels: map[string]string{"kubernetes.io/hostname": "node1", "kubernetes.io/os": "linux"},
+		IPs:    []netip.Addr{netip.MustParseAddr("10.10.0.1"), netip.MustParseAddr("fd00:10:10::1")}}
 }
 
 // Standard returns the standard cluster of FORMAT.md.

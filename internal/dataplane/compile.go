@@ -81,6 +81,7 @@ func Compile(e *engine.Engine, node string, opts Options) *Ruleset {
 		sets:     map[string]*Set{},
 		polRules: map[polDir][]Rule{},
 		ranges:   map[string]*[2][]netipx.IPRange{},
+		clRules:  map[clusterDir][]Rule{},
 	}
 	return c.compile()
 }
@@ -121,6 +122,14 @@ type compiler struct {
 	used map[polDir]*polEntry
 	// iso are the isolating policies of each local pod (incremental path).
 	iso map[model.Key]*[2][]*engine.Policy
+	// clRules are the cluster policies' rules by policy and direction
+	// (see clusterRulesFor); clUsed their cache entries (incremental path).
+	clRules map[clusterDir][]Rule
+	clUsed  map[clusterDir]*polEntry
+	// pods and nodeAddrs: every pod, and the known nodes' addresses, for
+	// the cluster policies' peers; filled when first needed.
+	pods      []*model.Pod
+	nodeAddrs []netip.Addr
 }
 
 func (c *compiler) compile() *Ruleset {
@@ -220,9 +229,14 @@ func (c *compiler) compile() *Ruleset {
 	rs.Chains = append(rs.Chains, baseChains(guarded)...)
 
 	var chains []*Chain
-	inSelf := map[netip.Addr]bool{}
+	// entry is the chain (without family suffix) each local pod's
+	// direction is dispatched to: its NetworkPolicy group's, or a cluster
+	// stage's (clusterStages), or none.
+	entry := [2]map[*model.Pod]string{{}, {}}
+	taken := map[string]bool{}
 	for _, dir := range directions {
 		for _, g := range nameGroups(dir, groups[dir]) {
+			taken[g.name] = true
 			// One chain per address family of the group's pods: a packet
 			// walks only its own family's rules (and those of either).
 			var has [2]bool
@@ -250,15 +264,26 @@ func (c *compiler) compile() *Ruleset {
 				chains = append(chains, ch)
 			}
 			for _, p := range g.pods {
-				for _, ip := range p.IPs {
-					ip = ip.Unmap()
-					fi := famIndex(ip)
-					dispatch[dir][fi].Elems = append(dispatch[dir][fi].Elems, Elem{Addr: ip, Jump: famChain(g.name, families[fi])})
-					drops[dir][fi].Elems = append(drops[dir][fi].Elems, Elem{Addr: ip})
-					if !inSelf[ip] {
-						inSelf[ip] = true
-						self[fi].Elems = append(self[fi].Elems, Elem{Addr: ip, Addr2: ip})
-					}
+				entry[dir][p] = g.name
+			}
+		}
+	}
+	chains = append(chains, c.clusterStages(local, &entry, taken)...)
+	inSelf := map[netip.Addr]bool{}
+	for _, p := range local {
+		for _, dir := range directions {
+			name := entry[dir][p]
+			if name == "" {
+				continue
+			}
+			for _, ip := range p.IPs {
+				ip = ip.Unmap()
+				fi := famIndex(ip)
+				dispatch[dir][fi].Elems = append(dispatch[dir][fi].Elems, Elem{Addr: ip, Jump: famChain(name, families[fi])})
+				drops[dir][fi].Elems = append(drops[dir][fi].Elems, Elem{Addr: ip})
+				if !inSelf[ip] {
+					inSelf[ip] = true
+					self[fi].Elems = append(self[fi].Elems, Elem{Addr: ip, Addr2: ip})
 				}
 			}
 		}

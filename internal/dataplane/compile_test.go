@@ -74,6 +74,7 @@ func goldenCases() []struct {
 		opts    Options
 	}{
 		{"seed-frontend-access", seedCluster, Options{}},
+		{"cluster-tiers", clusterTiers, Options{LogDrops: true, LogGroup: 2}},
 		{"seed-default-deny-all", func() *model.Cluster {
 			c := seedCluster()
 			addPolicy(c, defaultDenyAll("default"))

@@ -16,6 +16,35 @@
 // all rules with the same peers, named ports in per-rule sets, so the
 // per-packet cost does not grow with pods.
 //
+// Cluster-wide policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+// BaselineAdminNetworkPolicy) add stage chains around those, so that the
+// kernel decides as engine.decide does: a pod that some Admin-tier
+// policy applies to in a direction is dispatched to an Admin chain (one
+// per list of such policies and next stage), whose rules in evaluation
+// order return (Accept), goto the policy's deny chain (Deny: the same
+// per-pod drop counter, log and drop as a NetworkPolicy chain's tail,
+// the chain's name in the log prefix naming the policy) or goto the next
+// stage (Pass, and the chain's end); DenyChainPolicy maps a deny
+// chain, as a drop's log prefix names it, back to its policy. The next stage is the pod's
+// NetworkPolicy chain when one isolates it (final), else its Baseline
+// chain (Accept and Pass return, Deny goes to the deny chain, the end
+// returns: allowed), else nothing (allowed). A pod no policy isolates
+// and no cluster policy applies to stays out of the maps. Peers of
+// cluster rules are interval sets (`*_cpeers4/6`: selected pods'
+// addresses, the addresses of label-matching nodes, networks), named
+// ports sets of `addr . proto . port` (`*_cnamed4/6`: this node's pods
+// for ingress, the peer pods for egress).
+//
+// Cost: cluster policies are few, and the engine matches their selectors
+// on demand, so the Compiler recompiles all of their rules and sets on
+// any change of a cluster policy, pod, namespace or node (one pass over
+// the cluster's pods per distinct peer list); a NetworkPolicy's change
+// alone reuses them. At 10k pods, 10k NetworkPolicies and 20 cluster
+// policies (BenchmarkCompileCluster), a pod's change compiles in ~33 ms
+// (~14 ms without cluster policies), a NetworkPolicy's in ~10 ms (as
+// without), a full Compile in ~0.12 s; the table grows by ~230 chains
+// and ~7k elements.
+//
 // Compile is a pure function from the engine to a Ruleset (plain data,
 // rendered by String as `nft list table` prints it). A Compiler gives the
 // same Ruleset incrementally: fed the engine's TakeChanges, it recompiles

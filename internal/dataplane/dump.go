@@ -35,19 +35,21 @@ func Dump(netnsPath string) (string, error) {
 // Read reads Palisade's table back from the kernel into a Ruleset (with
 // Live set, so that counters carry their values). Rules of a shape this
 // package does not write are kept as Raw text.
-func Read(netnsPath string) (*Ruleset, error) { return read(netnsPath, nil) }
+func Read(netnsPath string) (*Ruleset, error) { return read(netnsPath, nil, nil) }
 
 // ReadDrops reads only the drop counters back: a Ruleset holding the four
 // drops sets (ingress_drops4/6, egress_drops4/6) with their live
 // counters, and the two base chains, whose rules carry the unknown-pod
 // guard's counters (GuardDrops). A metrics scrape needs no more, and
 // reading the whole table at 10k pods costs a few hundred milliseconds.
+//
+// It asks the kernel for those six objects by name: listing every set's
+// and chain's attributes to pick them out (as Read does) costs in
+// proportion to the table, and a scrape runs every few seconds.
 func ReadDrops(netnsPath string) (*Ruleset, error) {
-	return read(netnsPath, map[string]bool{
-		ingressDrops + IPv4.suffix(): true, ingressDrops + IPv6.suffix(): true,
-		egressDrops + IPv4.suffix(): true, egressDrops + IPv6.suffix(): true,
-		forwardChain: true, inputChain: true,
-	})
+	return read(netnsPath,
+		[]string{ingressDrops + IPv4.suffix(), ingressDrops + IPv6.suffix(), egressDrops + IPv4.suffix(), egressDrops + IPv6.suffix()},
+		[]string{forwardChain, inputChain})
 }
 
 // GuardDrops returns the packets the unknown-pod guard's rules dropped,
@@ -82,9 +84,9 @@ func (r *Ruleset) guardRules(fn func(fi int, x *Rule)) {
 	}
 }
 
-// read reads the table, or only the sets and chains named in only when
-// only is not nil.
-func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
+// read reads the table, or, when sets and chains are not nil, only the
+// sets and chains they name (those that exist).
+func read(netnsPath string, sets, chains []string) (*Ruleset, error) {
 	nsFile, err := openNetNS(netnsPath)
 	if err != nil {
 		return nil, err
@@ -111,14 +113,11 @@ func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 	}
 	rs := &Ruleset{Table: TableName, Live: true}
 
-	sets, err := readSets(nsFile)
+	kernelSets, err := readSets(nsFile, sets...)
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range sets {
-		if only != nil && !only[s.Name] {
-			continue
-		}
+	for _, s := range kernelSets {
 		ns := s.nftSet(table, 0)
 		elems, err := conn.GetSetElements(ns)
 		if err != nil {
@@ -128,12 +127,12 @@ func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 		rs.Sets = append(rs.Sets, s)
 	}
 
-	chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	kernelChains, err := listChains(conn, table, chains)
 	if err != nil {
-		return nil, fmt.Errorf("list chains: %w", err)
+		return nil, err
 	}
-	for _, nc := range chains {
-		if nc.Table.Name != TableName || only != nil && !only[nc.Name] {
+	for _, nc := range kernelChains {
+		if nc.Table.Name != TableName {
 			continue
 		}
 		c := &Chain{Name: nc.Name}
@@ -157,6 +156,30 @@ func read(netnsPath string, only map[string]bool) (*Ruleset, error) {
 	}
 	sortRuleset(rs)
 	return rs, nil
+}
+
+// listChains lists the chains of the inet family, or only those of the
+// table named in names (those that exist) when names is not nil.
+func listChains(conn *nftables.Conn, table *nftables.Table, names []string) ([]*nftables.Chain, error) {
+	if names == nil {
+		chains, err := conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return nil, fmt.Errorf("list chains: %w", err)
+		}
+		return chains, nil
+	}
+	var out []*nftables.Chain
+	for _, name := range names {
+		c, err := conn.ListChain(table, name)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get chain %s: %w", name, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // sortRuleset puts sets and chains in the order Compile produces.
@@ -295,27 +318,47 @@ func hasTable(conn *nftables.Conn) (bool, error) {
 	return false, nil
 }
 
-// readSets lists the table's sets with a GETSET dump of our own:
-// google/nftables v0.3.0 does not decode set comments or expressions.
-func readSets(nsFile *os.File) ([]*Set, error) {
+// readSets lists the table's sets with a GETSET dump of our own
+// (google/nftables v0.3.0 does not decode set comments or expressions),
+// or, when names are given, gets those sets one by one (those that
+// exist).
+func readSets(nsFile *os.File, names ...string) ([]*Set, error) {
 	conn, err := dialNetfilter(nsFile)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: []byte(TableName + "\x00")}})
-	if err != nil {
-		return nil, err
+	get := func(name string) ([]netlink.Message, error) {
+		a := []netlink.Attribute{{Type: unix.NFTA_SET_TABLE, Data: []byte(TableName + "\x00")}}
+		flags := netlink.Request | netlink.Dump
+		if name != "" {
+			a = append(a, netlink.Attribute{Type: unix.NFTA_SET_NAME, Data: []byte(name + "\x00")})
+			flags = netlink.Request
+		}
+		attrs, err := netlink.MarshalAttributes(a)
+		if err != nil {
+			return nil, err
+		}
+		return conn.Execute(netlink.Message{
+			Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSET), Flags: flags},
+			Data:   append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
+		})
 	}
-	msgs, err := conn.Execute(netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETSET),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list sets: %w", err)
+	var msgs []netlink.Message
+	if len(names) == 0 {
+		if msgs, err = get(""); err != nil {
+			return nil, fmt.Errorf("list sets: %w", err)
+		}
+	}
+	for _, name := range names {
+		m, err := get(name)
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get set %s: %w", name, err)
+		}
+		msgs = append(msgs, m...)
 	}
 	var out []*Set
 	for _, m := range msgs {
@@ -590,6 +633,8 @@ func decodeRule(nr *nftables.Rule) Rule {
 				r.Verdict = VerdictDrop
 			case expr.VerdictReturn:
 				r.Verdict = VerdictReturn
+			case expr.VerdictGoto:
+				r.Verdict, r.Chain = VerdictGoto, e.Chain
 			default:
 				return fail("verdict")
 			}

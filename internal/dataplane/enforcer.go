@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -52,10 +51,12 @@ type Enforcer struct {
 	nsPath string
 	nsFile *os.File // nil: the current network namespace
 	table  *nftables.Table
+	// b executes the transactions: the kernel of the namespace, or a
+	// Model in tests.
+	b backend
 	// last is the ruleset the kernel holds, as far as we know; nil makes
 	// the next Apply read the kernel's table first.
-	last  *Ruleset
-	setID uint32
+	last *Ruleset
 	// pre, when set, delivers the table read by Prefetch.
 	pre chan prefetched
 }
@@ -75,6 +76,9 @@ type prefetched struct {
 // transaction committed in the namespace since the read (the kernel checks
 // the generation); if one did, Apply reads the table again and retries.
 func (e *Enforcer) Prefetch() {
+	if _, ok := e.b.(*kernel); !ok {
+		return // a Model: nothing to overlap
+	}
 	ch := make(chan prefetched, 1)
 	e.pre = ch
 	path := e.nsPath
@@ -92,7 +96,15 @@ func New(netnsPath string) (*Enforcer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Enforcer{nsPath: netnsPath, nsFile: f, table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}}, nil
+	table := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	return &Enforcer{nsPath: netnsPath, nsFile: f, table: table, b: &kernel{nsPath: netnsPath, nsFile: f, table: table}}, nil
+}
+
+// NewModelEnforcer returns an enforcer whose transactions go to m, an
+// in-memory table that accepts and rejects them as the kernel does: for
+// tests without root. Prefetch does nothing on it.
+func NewModelEnforcer(m *Model) *Enforcer {
+	return &Enforcer{table: &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}, b: m}
 }
 
 // Close releases the namespace handle. The rules stay in force.
@@ -133,7 +145,7 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 		// one transaction (even keeping its base chains) let a denied
 		// connection through, once in hundreds of replacements, in
 		// internal/lab TestFullReplaceNeverOpens; the diff never did.
-		held, err := Read(e.nsPath)
+		held, err := e.b.read()
 		switch {
 		case err == nil:
 			prev = held
@@ -149,7 +161,7 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 		}
 	}
 	if tx == nil {
-		held, err := e.held()
+		held, err := e.b.held()
 		if err != nil {
 			return Stats{}, fmt.Errorf("read table inet %s: %w", TableName, err)
 		}
@@ -157,8 +169,8 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 		tx.full(rs, held)
 	}
 	st := tx.stats
-	st.Messages = len(tx.ops)
-	if len(tx.ops) == 0 {
+	st.Messages = len(tx.batch)
+	if len(tx.batch) == 0 {
 		if genid != 0 {
 			// Nothing to send, but only if nothing changed since the read.
 			if g, err := generation(e.nsFile); err != nil || g != genid {
@@ -172,7 +184,7 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 	if !st.Full {
 		tx.genid = genid // a full rebuild reads the kernel itself
 	}
-	err := tx.commit(ctx, e.nsFile)
+	err := e.b.commit(ctx, tx)
 	st.Duration = time.Since(start)
 	if err != nil {
 		e.last = nil
@@ -191,106 +203,64 @@ func (e *Enforcer) Apply(ctx context.Context, rs *Ruleset) (Stats, error) {
 func (e *Enforcer) Delete(ctx context.Context) error {
 	tx := e.newTxn()
 	// Adding first makes the delete succeed when there is no table.
-	tx.conn.AddTable(e.table)
-	tx.op("add table")
-	tx.conn.DelTable(e.table)
-	tx.op("delete table")
+	tx.add(op{kind: opAddTable})
+	tx.add(op{kind: opDelTable})
 	e.last = nil
-	if err := tx.commit(ctx, e.nsFile); err != nil {
-		return fmt.Errorf("delete table inet %s: %w", e.table.Name, err)
+	if err := e.b.commit(ctx, tx); err != nil {
+		return fmt.Errorf("delete table inet %s: %w", TableName, err)
 	}
 	return nil
 }
 
-func (e *Enforcer) newTxn() *txn {
-	t := &txn{table: e.table, setID: &e.setID}
-	t.conn, t.err = captureConn(&t.msgs)
-	return t
-}
+func (e *Enforcer) newTxn() *txn { return &txn{} }
 
 // Last returns the ruleset last applied successfully, or nil.
 func (e *Enforcer) Last() *Ruleset { return e.last }
 
-// txn builds one transaction: google/nftables marshals the operations,
-// ops names them (one per netlink message), sendBatch sends them.
+// txn is one transaction as the Enforcer decides it, for a backend to
+// execute all or none.
 type txn struct {
-	conn  *nftables.Conn
-	msgs  []netlink.Message
+	batch []op
+	// ops names the operations (op.String), one per operation of batch.
 	ops   []string
-	table *nftables.Table
-	setID *uint32
 	stats Stats
-	err   error
 	// genid, when not 0, makes the commit conditional on the namespace's
 	// ruleset generation (see sendBatch).
 	genid uint32
 }
 
-func (t *txn) op(format string, args ...any) {
-	t.ops = append(t.ops, fmt.Sprintf(format, args...))
-}
-
-// commit sends the transaction and waits for the kernel's verdict.
-func (t *txn) commit(ctx context.Context, nsFile *os.File) error {
-	if t.err != nil {
-		return t.err
-	}
-	if err := t.conn.Flush(); err != nil { // marshals into t.msgs
-		return fmt.Errorf("marshal nftables batch: %w", err)
-	}
-	if len(t.msgs) != len(t.ops)+2 {
-		return fmt.Errorf("internal error: %d netlink messages for %d operations", len(t.msgs)-2, len(t.ops))
-	}
-	return sendBatch(ctx, nsFile, t.msgs, t.ops, t.genid)
-}
-
-func (t *txn) nset(s *Set) *nftables.Set {
-	return s.nftSet(t.table, 0)
+func (t *txn) add(o op) {
+	t.batch = append(t.batch, o)
+	t.ops = append(t.ops, o.String())
 }
 
 func (t *txn) addSet(s *Set) {
-	*t.setID++
-	if err := t.conn.AddSet(s.nftSet(t.table, *t.setID), nil); err != nil {
-		t.err = errors.Join(t.err, err)
-	}
-	t.op("add set %s", s.Name)
+	t.add(op{kind: opAddSet, set: s})
 	t.stats.SetsAdded++
 }
 
+func (t *txn) addChain(c *Chain) {
+	t.add(op{kind: opAddChain, chain: c})
+	t.stats.ChainsAdded++
+}
+
 func (t *txn) addElems(s *Set, es []Elem) {
-	if len(es) == 0 {
-		return
-	}
-	ns := t.nset(s)
-	for _, chunk := range chunkElems(s.nftElems(es, false)) {
-		if err := t.conn.SetAddElements(ns, chunk); err != nil {
-			t.err = errors.Join(t.err, err)
-		}
-		t.op("add %d elements to set %s", len(chunk), s.Name)
+	for _, chunk := range chunkElems(s, es) {
+		t.add(op{kind: opAddElems, set: s, elems: chunk})
 	}
 	t.stats.ElementsAdded += len(es)
 }
 
 func (t *txn) delElems(s *Set, es []Elem) {
-	if len(es) == 0 {
-		return
-	}
-	ns := t.nset(s)
-	for _, chunk := range chunkElems(s.nftElems(es, true)) {
-		if err := t.conn.SetDeleteElements(ns, chunk); err != nil {
-			t.err = errors.Join(t.err, err)
-		}
-		t.op("delete %d elements from set %s", len(chunk), s.Name)
+	for _, chunk := range chunkElems(s, es) {
+		t.add(op{kind: opDelElems, set: s, elems: chunk})
 	}
 	t.stats.ElementsDeleted += len(es)
 }
 
 func (t *txn) addRules(c *Chain) {
-	nc := nftChain(t.table, c)
 	for i := range c.Rules {
-		r := &c.Rules[i]
-		t.conn.AddRule(&nftables.Rule{Table: t.table, Chain: nc, Exprs: r.exprs(), UserData: r.userData()})
-		t.op("add rule to chain %s: %s", c.Name, r)
+		t.add(op{kind: opAddRule, chain: c, rule: &c.Rules[i]})
 		t.stats.RulesAdded++
 	}
 }
@@ -304,24 +274,21 @@ func (t *txn) addRules(c *Chain) {
 // rest again; the base chains' new rules take effect at the same commit.
 func (t *txn) full(rs *Ruleset, held *heldObjects) {
 	t.stats.Full = true
-	t.conn.AddTable(t.table)
-	t.op("add table")
+	t.add(op{kind: opAddTable})
 	keep := map[string]bool{}
 	if held != nil {
 		// Rules go first (sets and chains in use cannot be deleted), then
 		// every set and map (map entries hold the chains they jump to),
 		// then the chains.
-		t.conn.FlushTable(t.table)
-		t.op("flush table")
+		t.add(op{kind: opFlushTable})
 		for _, name := range held.sets {
-			t.conn.DelSet(&nftables.Set{Table: t.table, Name: name})
-			t.op("delete set %s", name)
+			t.add(op{kind: opDelSet, set: &Set{Name: name}})
 			t.stats.SetsDeleted++
 		}
 		want := map[string]*nftables.Chain{}
 		for _, c := range rs.Chains {
 			if c.Hook != HookNone {
-				want[c.Name] = nftChain(t.table, c)
+				want[c.Name] = nftChain(nil, c)
 			}
 		}
 		for _, c := range held.chains {
@@ -329,8 +296,7 @@ func (t *txn) full(rs *Ruleset, held *heldObjects) {
 				keep[c.Name] = true
 				continue
 			}
-			t.conn.DelChain(&nftables.Chain{Table: t.table, Name: c.Name})
-			t.op("delete chain %s", c.Name)
+			t.add(op{kind: opDelChain, chain: &Chain{Name: c.Name}})
 			t.stats.ChainsDeleted++
 		}
 	}
@@ -341,9 +307,7 @@ func (t *txn) full(rs *Ruleset, held *heldObjects) {
 		if keep[c.Name] {
 			continue
 		}
-		t.conn.AddChain(nftChain(t.table, c))
-		t.op("add chain %s", c.Name)
-		t.stats.ChainsAdded++
+		t.addChain(c)
 	}
 	for _, c := range rs.Chains {
 		t.addRules(c)
@@ -369,10 +333,10 @@ type heldObjects struct {
 
 // held lists the chains and sets of Palisade's table in the kernel; nil
 // when there is no table.
-func (e *Enforcer) held() (*heldObjects, error) {
+func (k *kernel) held() (*heldObjects, error) {
 	var opts []nftables.ConnOption
-	if e.nsFile != nil {
-		opts = append(opts, nftables.WithNetNSFd(int(e.nsFile.Fd())))
+	if k.nsFile != nil {
+		opts = append(opts, nftables.WithNetNSFd(int(k.nsFile.Fd())))
 	}
 	conn, err := nftables.New(opts...)
 	if err != nil {
@@ -391,7 +355,7 @@ func (e *Enforcer) held() (*heldObjects, error) {
 			h.chains = append(h.chains, c)
 		}
 	}
-	sets, err := readSets(e.nsFile)
+	sets, err := readSets(k.nsFile)
 	if err != nil {
 		return nil, err
 	}
@@ -441,9 +405,7 @@ func (t *txn) diff(old, new *Ruleset) bool {
 	}
 	for _, c := range new.Chains {
 		if oldChains[c.Name] == nil {
-			t.conn.AddChain(nftChain(t.table, c))
-			t.op("add chain %s", c.Name)
-			t.stats.ChainsAdded++
+			t.addChain(c)
 		}
 	}
 	// 2. Element deletes first: map entries leave chains about to go, and
@@ -477,8 +439,7 @@ func (t *txn) diff(old, new *Ruleset) bool {
 		case o == nil:
 			t.addRules(c)
 		case !sameRules(o.Rules, c.Rules):
-			t.conn.FlushChain(nftChain(t.table, c))
-			t.op("flush chain %s", c.Name)
+			t.add(op{kind: opFlushChain, chain: c})
 			t.stats.ChainsFlushed++
 			t.addRules(c)
 		}
@@ -489,24 +450,25 @@ func (t *txn) diff(old, new *Ruleset) bool {
 	}
 	// 5. Stale chains (no map entry jumps to them any more), then stale
 	// sets (no rule names them any more).
+	// All flushed before any is deleted: a stale chain may goto another.
 	for _, c := range old.Chains {
 		if newChains[c.Name] == nil {
-			nc := nftChain(t.table, c)
-			t.conn.FlushChain(nc)
-			t.op("flush chain %s", c.Name)
-			t.conn.DelChain(nc)
-			t.op("delete chain %s", c.Name)
+			t.add(op{kind: opFlushChain, chain: c})
+		}
+	}
+	for _, c := range old.Chains {
+		if newChains[c.Name] == nil {
+			t.add(op{kind: opDelChain, chain: c})
 			t.stats.ChainsDeleted++
 		}
 	}
 	for _, s := range old.Sets {
 		if newSets[s.Name] == nil {
-			t.conn.DelSet(t.nset(s))
-			t.op("delete set %s", s.Name)
+			t.add(op{kind: opDelSet, set: s})
 			t.stats.SetsDeleted++
 		}
 	}
-	return t.err == nil
+	return true
 }
 
 func sameRules(a, b []Rule) bool {
@@ -526,7 +488,7 @@ func (r *Rule) equal(o *Rule) bool {
 	return r.Family == o.Family && r.CtEstablished == o.CtEstablished &&
 		ptrEqual(r.Addr, o.Addr) && ptrEqual(r.NotAddr, o.NotAddr) && r.Self == o.Self && ptrEqual(r.Port, o.Port) && r.ICMPv6 == o.ICMPv6 &&
 		r.Named == o.Named && ptrEqual(r.Dispatch, o.Dispatch) && r.Counter == o.Counter &&
-		ptrEqual(r.Log, o.Log) && r.Verdict == o.Verdict && r.Comment == o.Comment && r.Raw == o.Raw
+		ptrEqual(r.Log, o.Log) && r.Verdict == o.Verdict && r.Chain == o.Chain && r.Comment == o.Comment && r.Raw == o.Raw
 }
 
 func ptrEqual[T comparable](a, b *T) bool {

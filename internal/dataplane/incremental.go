@@ -36,6 +36,12 @@ type Compiler struct {
 	// Recompiled counts policy-directions compiled (not taken from the
 	// cache) by the last Compile.
 	Recompiled int
+	// cl caches the cluster policies' rules and sets like cache; any
+	// change but a NetworkPolicy's empties it (see Compile).
+	cl map[clusterDir]*polEntry
+	// ClusterRecompiled counts cluster policy-directions compiled by the
+	// last Compile.
+	ClusterRecompiled int
 }
 
 // polEntry is the compiled form of one policy in one direction: its
@@ -84,6 +90,13 @@ func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 		// time, with the maps); start afresh anyway, it is rare.
 		clear(cc.cache)
 	}
+	// Cluster policies' peers are pods, namespaces and nodes matched on
+	// the fly (the engine keeps no shared selectors for them), and their
+	// named ports resolve on any pod: any such change recompiles all of
+	// them. They are few; a NetworkPolicy's change alone keeps them.
+	if ch.ClusterPolicies || len(ch.Pods) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0 {
+		clear(cc.cl)
+	}
 	c := &compiler{
 		inc:      cc,
 		e:        e,
@@ -94,6 +107,8 @@ func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 		used:     map[polDir]*polEntry{},
 		ranges:   map[string]*[2][]netipx.IPRange{},
 		iso:      map[model.Key]*[2][]*engine.Policy{},
+		clRules:  map[clusterDir][]Rule{},
+		clUsed:   map[clusterDir]*polEntry{},
 	}
 	return c.compile()
 }
@@ -108,6 +123,7 @@ func (cc *Compiler) invalidate(k model.Key) {
 func (cc *Compiler) prepare(c *compiler) {
 	if !slices.Equal(cc.fams, c.fams) {
 		clear(cc.cache)
+		clear(cc.cl)
 	}
 	cc.fams = slices.Clone(c.fams)
 }
@@ -122,6 +138,13 @@ func (cc *Compiler) finish(c *compiler) {
 		}
 	}
 	cc.Recompiled = n
+	cc.ClusterRecompiled = 0
+	for k, ent := range c.clUsed {
+		if cc.cl[k] != ent {
+			cc.ClusterRecompiled++
+		}
+	}
+	cc.cl = c.clUsed
 	cc.cache = c.used
 	cc.iso = c.iso
 	cc.shared = c.sets // every policy set is a shared one

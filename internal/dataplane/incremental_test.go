@@ -158,15 +158,81 @@ func (w *randWorld) policy() *model.Policy {
 	return p
 }
 
+// clusterPolicy makes a cluster policy of either tier: a subject by
+// namespace or pods, rules with every action, peers of every kind, and
+// ports by number, range, protocol or name.
+func (w *randWorld) clusterPolicy() *model.ClusterPolicy {
+	p := &model.ClusterPolicy{Kind: model.KindClusterNetworkPolicy, Name: fmt.Sprintf("cnp%d", w.r.IntN(5)), Priority: int32(w.r.IntN(3))}
+	if w.r.IntN(3) == 0 {
+		p.Tier = model.BaselineTier
+	}
+	if w.r.IntN(2) == 0 {
+		p.Subject.Namespaces = w.nsSelector()
+	} else {
+		p.Subject.Pods = &model.NamespacedPods{NamespaceSelector: *w.nsSelector(), PodSelector: *w.selector()}
+	}
+	rule := func(dir model.Direction) model.ClusterRule {
+		r := model.ClusterRule{Name: fmt.Sprint("r", w.r.IntN(3)), Action: model.Action(1 + w.r.IntN(3))}
+		if p.Tier == model.BaselineTier && r.Action == model.Pass {
+			r.Action = model.Deny
+		}
+		for n := 1 + w.r.IntN(2); n > 0; n-- {
+			var pr model.ClusterPeer
+			switch k := w.r.IntN(5); {
+			case k == 0:
+				pr.Namespaces = w.nsSelector()
+			case k == 1:
+				pr.Pods = &model.NamespacedPods{NamespaceSelector: *w.nsSelector(), PodSelector: *w.selector()}
+			case k == 2 && dir == model.Egress:
+				pr.Nodes = &model.Selector{MatchLabels: map[string]string{"zone": w.pick([]string{"a", "b"})}}
+			case k == 3 && dir == model.Egress:
+				pr.Networks = []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00::1:0/112")}
+			case dir == model.Egress:
+				pr.Networks = []netip.Prefix{netip.MustParsePrefix("192.168.0.0/24")}
+			default:
+				pr.Namespaces = &model.Selector{}
+			}
+			r.Peers = append(r.Peers, pr)
+		}
+		for n := w.r.IntN(3); n > 0; n-- {
+			switch w.r.IntN(4) {
+			case 0:
+				r.Ports = append(r.Ports, model.ClusterPort{Protocol: model.TCP, First: 80, Last: 80})
+			case 1:
+				r.Ports = append(r.Ports, model.ClusterPort{Protocol: model.UDP})
+			default:
+				r.Ports = append(r.Ports, model.ClusterPort{Name: w.pick(rwNames)})
+			}
+		}
+		return r
+	}
+	for n := w.r.IntN(3); n > 0; n-- {
+		p.IngressRules = append(p.IngressRules, rule(model.Ingress))
+	}
+	for n := w.r.IntN(3); n > 0; n-- {
+		p.EgressRules = append(p.EgressRules, rule(model.Egress))
+	}
+	return p
+}
+
 func (w *randWorld) edit() {
 	e := w.e
+	if w.r.IntN(10) == 0 {
+		if pols := e.ClusterPolicies(); len(pols) > 2 && w.r.IntN(3) == 0 {
+			e.DeleteClusterPolicy(pols[w.r.IntN(len(pols))].Key())
+		} else {
+			e.UpsertClusterPolicy(w.clusterPolicy())
+		}
+		return
+	}
 	switch k := w.r.IntN(20); {
 	case w.r.IntN(3) == 0 && k == 19:
 		n := w.pick(rwNodes)
 		if w.r.IntN(4) == 0 {
 			e.DeleteNode(n)
 		} else {
-			e.UpsertNode(&model.Node{Name: n, IPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(w.r.IntN(5))})}, PodCIDRs: w.podCIDRs()})
+			e.UpsertNode(&model.Node{Name: n, IPs: []netip.Addr{netip.AddrFrom4([4]byte{192, 168, 0, byte(w.r.IntN(5))})}, PodCIDRs: w.podCIDRs(),
+				Labels: map[string]string{"zone": w.pick([]string{"a", "b"})}})
 		}
 	case k < 7:
 		e.UpsertPod(w.pod())

@@ -167,6 +167,8 @@ func (r *Rule) exprs() []expr.Any {
 		out = append(out, &expr.Verdict{Kind: expr.VerdictDrop})
 	case VerdictReturn:
 		out = append(out, &expr.Verdict{Kind: expr.VerdictReturn})
+	case VerdictGoto:
+		out = append(out, &expr.Verdict{Kind: expr.VerdictGoto, Chain: r.Chain})
 	}
 	return out
 }
@@ -235,35 +237,6 @@ func (s *Set) nftElems(es []Elem, forDelete bool) []nftables.SetElement {
 		default:
 			out = append(out, nftables.SetElement{Key: e.Addr.AsSlice()})
 		}
-	}
-	return out
-}
-
-// elemBytes estimates an element's size in a netlink message, to keep
-// each message's element list under the 64 KiB attribute limit.
-func elemBytes(e nftables.SetElement) int {
-	n := 32 + len(e.Key)
-	if e.VerdictData != nil {
-		n += 24 + len(e.VerdictData.Chain)
-	}
-	return n
-}
-
-// chunkElems splits elements into lists that fit one netlink attribute.
-func chunkElems(es []nftables.SetElement) [][]nftables.SetElement {
-	const budget = 48 << 10
-	var out [][]nftables.SetElement
-	start, size := 0, 0
-	for i, e := range es {
-		n := elemBytes(e)
-		if size+n > budget && i > start {
-			out = append(out, es[start:i])
-			start, size = i, 0
-		}
-		size += n
-	}
-	if start < len(es) {
-		out = append(out, es[start:])
 	}
 	return out
 }

@@ -47,13 +47,6 @@ func (f Family) ipKeyword() string {
 	return "ip"
 }
 
-func familyOf(a netip.Addr) Family {
-	if a.Is4() {
-		return IPv4
-	}
-	return IPv6
-}
-
 // Field is the address a rule looks at.
 type Field uint8
 
@@ -79,6 +72,10 @@ const (
 	VerdictAccept
 	VerdictDrop
 	VerdictReturn
+	// VerdictGoto continues in Rule.Chain, which returns (or falls off
+	// its end) to the chain that jumped here: the cluster-policy chains
+	// hand a packet down a tier with it.
+	VerdictGoto
 )
 
 func (v Verdict) String() string {
@@ -89,6 +86,8 @@ func (v Verdict) String() string {
 		return "drop"
 	case VerdictReturn:
 		return "return"
+	case VerdictGoto:
+		return "goto"
 	}
 	return ""
 }
@@ -239,7 +238,9 @@ type Rule struct {
 	Counter  bool
 	Log      *Log
 	Verdict  Verdict
-	Comment  string
+	// Chain is where VerdictGoto continues.
+	Chain   string
+	Comment string
 
 	// Packets and Bytes are the counter's values, for rules read back
 	// from the kernel (see Read); Compile leaves them zero.
@@ -531,7 +532,9 @@ func (r *Rule) text(live bool) string {
 	} else if r.Counter {
 		parts = append(parts, "counter")
 	}
-	if r.Verdict != VerdictNone {
+	if r.Verdict == VerdictGoto {
+		parts = append(parts, "goto "+r.Chain)
+	} else if r.Verdict != VerdictNone {
 		parts = append(parts, r.Verdict.String())
 	}
 	if r.Comment != "" {

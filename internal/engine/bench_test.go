@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -82,6 +83,12 @@ func peakRSS() uint64 {
 		}
 	}
 	return 0
+}
+
+// scaleCluster is fixture.Scale with the cluster-wide peers the engine's
+// figures have always been measured with (BENCHMARKS.md).
+func scaleCluster(seed uint64, pods, namespaces, policies int) *model.Cluster {
+	return fixture.Scale(fixture.Spec{Seed: seed, Pods: pods, Namespaces: namespaces, Policies: policies, Wide: true})
 }
 
 // BenchmarkMatrix1k is the offline matrix target: 1,000 pods in 50

@@ -88,6 +88,14 @@ func (r *Rule) PeerIDs() []PeerID { return r.peers }
 
 // id names and describes the pods a selector picks.
 func (s *selector) id() PeerID {
+	if s.pid == nil {
+		id := s.makeID()
+		s.pid = &id
+	}
+	return *s.pid
+}
+
+func (s *selector) makeID() PeerID {
 	pods, short := "all pods", "all"
 	if s.podSel != nil && s.podSel.String() != "<all>" {
 		pods, short = "pods "+s.podSel.String(), s.podSel.String()
@@ -129,6 +137,12 @@ type selector struct {
 	podSel  *model.Selector // nil: every pod of the namespaces
 	members map[model.Key]struct{}
 	users   map[model.Key]int // policy -> number of uses
+	// nsOK caches, for a selector with nsSel, whether nsSel picks each
+	// namespace that has pods: every pod would otherwise match the
+	// namespace's labels again. A namespace's entry goes when its labels
+	// change (reselectNamespace) or its last pod does (DeletePod).
+	nsOK map[string]bool
+	pid  *PeerID // id(), made on first use
 }
 
 func (e *Engine) matches(s *selector, p *model.Pod) bool {
@@ -141,27 +155,44 @@ func (e *Engine) matches(s *selector, p *model.Pod) bool {
 		if p.Namespace != s.ns {
 			return false
 		}
-	} else if !s.nsSel.Matches(e.nsLabels(p.Namespace)) {
+	} else if !e.nsMatches(s, p.Namespace) {
 		return false
 	}
 	return s.podSel == nil || s.podSel.Matches(p.Labels)
+}
+
+// nsMatches reports whether s's namespace selector picks namespace ns.
+func (e *Engine) nsMatches(s *selector, ns string) bool {
+	ok, known := s.nsOK[ns]
+	if !known {
+		ok = s.nsSel.Matches(e.nsLabels(ns))
+		s.nsOK[ns] = ok
+	}
+	return ok
 }
 
 // reselect re-evaluates s for pod p and marks s's users dirty when the
 // membership changed, or when p stays a member and changed in what the IR
 // resolves from it (memberChanged: addresses, ports, node). A label
 // change that leaves the membership as it was changes no policy.
-func (e *Engine) reselect(s *selector, p *model.Pod, memberChanged bool) {
-	k := p.Key()
-	_, was := s.members[k]
+//
+// in is the set of selectors that held p before the caller's first
+// reselect of it (e.targets[k], read once): a lookup in a large
+// selector's members misses the CPU's caches, one in the pod's few
+// selectors does not. The caller visits each selector once, so in
+// stays right for the selectors it has not visited yet.
+func (e *Engine) reselect(s *selector, p *model.Pod, k model.Key, in map[*selector]struct{}, memberChanged bool) {
+	_, was := in[s]
 	now := e.matches(s, p)
 	switch {
 	case now && !was:
 		s.members[k] = struct{}{}
 		e.addTarget(s, k)
+		delete(e.isolation, k)
 	case was && !now:
 		delete(s.members, k)
 		e.dropTarget(s, k)
+		delete(e.isolation, k)
 	}
 	if was != now || now && memberChanged {
 		e.dirtySels[s] = struct{}{}
@@ -172,6 +203,7 @@ func (e *Engine) drop(s *selector, k model.Key) {
 	if _, ok := s.members[k]; ok {
 		delete(s.members, k)
 		e.dropTarget(s, k)
+		delete(e.isolation, k)
 		e.dirtySels[s] = struct{}{}
 	}
 }
@@ -208,7 +240,10 @@ func (e *Engine) acquire(pk model.Key, ns string, nsSel, podSel *model.Selector)
 	}
 	s := e.selectors[key]
 	if s == nil {
-		s = &selector{key: key, nsSel: nsSel, podSel: podSel, members: map[model.Key]struct{}{}, users: map[model.Key]int{}}
+		s = &selector{key: key, nsSel: nsSel, podSel: podSel, users: map[model.Key]int{}}
+		// The members are gathered first, so that their map is made at
+		// its size instead of growing (and rehashing) as they come.
+		found := e.scratch[:0]
 		if nsSel == nil {
 			s.ns = ns
 			idx := e.nsScoped[ns]
@@ -217,21 +252,33 @@ func (e *Engine) acquire(pk model.Key, ns string, nsSel, podSel *model.Selector)
 				e.nsScoped[ns] = idx
 			}
 			idx[s] = struct{}{}
-			for _, p := range e.podsByNS[ns] {
+			for k, p := range e.podsByNS[ns] {
 				if e.matches(s, p) {
-					s.members[p.Key()] = struct{}{}
-					e.addTarget(s, p.Key())
+					found = append(found, k)
 				}
 			}
 		} else {
+			s.nsOK = map[string]bool{}
 			e.global[s] = struct{}{}
-			for _, p := range e.pods {
-				if e.matches(s, p) {
-					s.members[p.Key()] = struct{}{}
-					e.addTarget(s, p.Key())
+			clear(e.globalFor)
+			for ns, pods := range e.podsByNS {
+				if !e.nsMatches(s, ns) {
+					continue // one test for the namespace's pods
+				}
+				for k, p := range pods {
+					if e.matches(s, p) {
+						found = append(found, k)
+					}
 				}
 			}
 		}
+		s.members = make(map[model.Key]struct{}, len(found))
+		for _, k := range found {
+			s.members[k] = struct{}{}
+			e.addTarget(s, k)
+		}
+		clear(found) // no strings kept alive
+		e.scratch = found[:0]
 		e.selectors[key] = s
 	}
 	s.users[pk]++
@@ -258,6 +305,7 @@ func (e *Engine) unacquire(pk model.Key, s *selector) {
 		}
 	} else {
 		delete(e.global, s)
+		clear(e.globalFor)
 	}
 }
 

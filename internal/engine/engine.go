@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/palisade-net/palisade/internal/model"
 	"go4.org/netipx"
@@ -27,6 +28,10 @@ type Engine struct {
 	namespaces map[string]*model.Namespace
 	pods       map[model.Key]*model.Pod
 	podsByNS   map[string]map[model.Key]*model.Pod
+	// podsByNode indexes pods by their node, for PodsOnNode: the
+	// dataplane asks on every sync, and scanning every pod of a large
+	// cluster for one node's was the engine's largest cost per update.
+	podsByNode map[string]map[model.Key]*model.Pod
 	byIP       map[netip.Addr]model.Key
 	nodes      map[string]*model.Node
 	nodeIPs    map[netip.Addr]string
@@ -37,6 +42,12 @@ type Engine struct {
 	// a namespace selector and are re-evaluated when namespace labels change.
 	nsScoped map[string]map[*selector]struct{}
 	global   map[*selector]struct{}
+	// globalFor caches, by namespace, the global selectors that pick
+	// it: a pod can be a member of no other global selector, so
+	// UpsertPod reselects only these. A namespace's entry goes when its
+	// labels change or its last pod goes, all when a global selector
+	// comes or goes.
+	globalFor map[string][]*selector
 	// targets are the target selectors that hold each pod.
 	targets map[model.Key]map[*selector]struct{}
 
@@ -48,12 +59,25 @@ type Engine struct {
 	// (every pod counts).
 	namedByAddr map[model.Key]*netipx.IPSet
 
-	isolation map[model.Key]*[2][]*Policy // cache, dropped on any change
+	// isolation caches Isolating by pod. A pod's entry depends only on
+	// the selectors that hold it and the policies that use them as
+	// target: it goes when the pod's selections change (UpsertPod,
+	// DeletePod, reselect) or a policy targeting it comes or goes, so
+	// that a policy update does not make the dataplane recompute every
+	// local pod's.
+	isolation map[model.Key]*[2][]*Policy
 	dirty     Changes
 	// dirtySels are the selectors whose members changed since the last
 	// TakeChanges: their users go into Changes.Policies there, once,
 	// rather than on every pod (a selector may have hundreds of users).
 	dirtySels map[*selector]struct{}
+
+	scratch []model.Key // acquire's, reused
+
+	// clusterPolicies are the cluster-wide policies; clusterOrder holds
+	// them in evaluation order (cluster.go).
+	clusterPolicies map[model.ClusterKey]*model.ClusterPolicy
+	clusterOrder    []*model.ClusterPolicy
 }
 
 // Changes names what moved since the last TakeChanges: policies whose
@@ -65,6 +89,8 @@ type Changes struct {
 	// Namespaces changed labels; Nodes changed addresses.
 	Namespaces map[string]struct{}
 	Nodes      map[string]struct{}
+	// ClusterPolicies: a cluster-wide policy came, changed or went.
+	ClusterPolicies bool
 }
 
 func newChanges() Changes {
@@ -78,7 +104,7 @@ func newChanges() Changes {
 
 // Empty reports whether nothing changed.
 func (c Changes) Empty() bool {
-	return len(c.Policies) == 0 && len(c.Pods) == 0 && len(c.Namespaces) == 0 && len(c.Nodes) == 0
+	return len(c.Policies) == 0 && len(c.Pods) == 0 && len(c.Namespaces) == 0 && len(c.Nodes) == 0 && !c.ClusterPolicies
 }
 
 // New returns an empty engine.
@@ -87,6 +113,7 @@ func New() *Engine {
 		namespaces:  map[string]*model.Namespace{},
 		pods:        map[model.Key]*model.Pod{},
 		podsByNS:    map[string]map[model.Key]*model.Pod{},
+		podsByNode:  map[string]map[model.Key]*model.Pod{},
 		byIP:        map[netip.Addr]model.Key{},
 		nodes:       map[string]*model.Node{},
 		nodeIPs:     map[netip.Addr]string{},
@@ -94,6 +121,7 @@ func New() *Engine {
 		selectors:   map[string]*selector{},
 		nsScoped:    map[string]map[*selector]struct{}{},
 		global:      map[*selector]struct{}{},
+		globalFor:   map[string][]*selector{},
 		targets:     map[model.Key]map[*selector]struct{}{},
 		namedByAddr: map[model.Key]*netipx.IPSet{},
 		dirty:       newChanges(),
@@ -115,6 +143,9 @@ func FromCluster(c *model.Cluster) *Engine {
 	}
 	for _, p := range c.Policies {
 		e.UpsertPolicy(p)
+	}
+	for _, p := range c.ClusterPolicies {
+		e.UpsertClusterPolicy(p)
 	}
 	e.TakeChanges()
 	return e
@@ -160,10 +191,14 @@ func (e *Engine) DeleteNamespace(name string) {
 }
 
 func (e *Engine) reselectNamespace(name string) {
-	e.isolation = nil
-	for _, p := range e.podsByNS[name] {
+	delete(e.globalFor, name)
+	for s := range e.global {
+		delete(s.nsOK, name)
+	}
+	for k, p := range e.podsByNS[name] {
+		in := e.targets[k]
 		for s := range e.global {
-			e.reselect(s, p, false)
+			e.reselect(s, p, k, in, false)
 		}
 	}
 }
@@ -197,6 +232,7 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 	old := e.pods[k]
 	if old != nil {
 		e.unindexIPs(old)
+		e.unindexNode(old)
 	}
 	changed := old == nil || memberChanged(old, p)
 	e.pods[k] = p
@@ -206,22 +242,44 @@ func (e *Engine) UpsertPod(p *model.Pod) {
 		e.podsByNS[p.Namespace] = byNS
 	}
 	byNS[k] = p
+	byNode := e.podsByNode[p.Node]
+	if byNode == nil {
+		byNode = map[model.Key]*model.Pod{}
+		e.podsByNode[p.Node] = byNode
+	}
+	byNode[k] = p
 	if !p.HostNetwork {
 		for _, ip := range p.IPs {
 			e.byIP[ip] = k
 		}
 	}
 	e.dirty.Pods[k] = struct{}{}
-	e.isolation = nil
+	delete(e.isolation, k)
 	if changed {
 		e.dirtyNamedByAddr(old, p)
 	}
+	in := e.targets[k] // nil for a new pod: it is in no selector
 	for s := range e.nsScoped[p.Namespace] {
-		e.reselect(s, p, changed)
+		e.reselect(s, p, k, in, changed)
 	}
+	for _, s := range e.globalsFor(p.Namespace) {
+		e.reselect(s, p, k, in, changed)
+	}
+}
+
+// globalsFor returns the global selectors that pick namespace ns.
+func (e *Engine) globalsFor(ns string) []*selector {
+	if l, ok := e.globalFor[ns]; ok {
+		return l
+	}
+	l := []*selector{}
 	for s := range e.global {
-		e.reselect(s, p, changed)
+		if e.nsMatches(s, ns) {
+			l = append(l, s)
+		}
 	}
+	e.globalFor[ns] = l
+	return l
 }
 
 // memberChanged reports whether a pod changed in what policies resolve
@@ -238,19 +296,31 @@ func (e *Engine) DeletePod(k model.Key) {
 		return
 	}
 	e.unindexIPs(p)
+	e.unindexNode(p)
 	delete(e.pods, k)
 	delete(e.podsByNS[k.Namespace], k)
 	if len(e.podsByNS[k.Namespace]) == 0 {
 		delete(e.podsByNS, k.Namespace)
+		delete(e.globalFor, k.Namespace)
+		for s := range e.global {
+			delete(s.nsOK, k.Namespace)
+		}
 	}
 	e.dirty.Pods[k] = struct{}{}
-	e.isolation = nil
+	delete(e.isolation, k)
 	e.dirtyNamedByAddr(p, nil)
 	for s := range e.nsScoped[k.Namespace] {
 		e.drop(s, k)
 	}
 	for s := range e.global {
 		e.drop(s, k)
+	}
+}
+
+func (e *Engine) unindexNode(p *model.Pod) {
+	delete(e.podsByNode[p.Node], p.Key())
+	if len(e.podsByNode[p.Node]) == 0 {
+		delete(e.podsByNode, p.Node)
 	}
 }
 
@@ -265,11 +335,16 @@ func (e *Engine) unindexIPs(p *model.Pod) {
 // UpsertPolicy compiles p, replacing any policy of the same name.
 func (e *Engine) UpsertPolicy(p *model.Policy) {
 	k := p.Key()
+	// Compiled before the old version is released, so that selectors
+	// both use stay (their users counted twice for a moment) instead of
+	// being dropped and built again, a scan of the cluster's pods each.
+	pol := e.compile(p)
 	if old := e.policies[k]; old != nil {
+		e.forgetIsolation(old.target)
 		e.release(old)
 	}
-	pol := e.compile(p)
 	e.policies[k] = pol
+	e.forgetIsolation(pol.target)
 	delete(e.namedByAddr, k)
 	var blocks netipx.IPSetBuilder
 	named, anyPod := false, false
@@ -289,7 +364,22 @@ func (e *Engine) UpsertPolicy(p *model.Policy) {
 		}
 	}
 	e.dirty.Policies[k] = struct{}{}
-	e.isolation = nil
+}
+
+// forgetIsolation drops the cached isolation of the pods s holds: a
+// policy with s as its target came or went.
+func (e *Engine) forgetIsolation(s *selector) {
+	if len(e.isolation) < len(s.members) {
+		for k := range e.isolation {
+			if _, ok := s.members[k]; ok {
+				delete(e.isolation, k)
+			}
+		}
+		return
+	}
+	for k := range s.members {
+		delete(e.isolation, k)
+	}
 }
 
 // dirtyNamedByAddr marks the policies whose named ports resolve on pods
@@ -311,11 +401,11 @@ func inBlocks(blocks *netipx.IPSet, p *model.Pod) bool {
 // DeletePolicy removes a policy.
 func (e *Engine) DeletePolicy(k model.Key) {
 	if old := e.policies[k]; old != nil {
+		e.forgetIsolation(old.target)
 		e.release(old)
 		delete(e.policies, k)
 		delete(e.namedByAddr, k)
 		e.dirty.Policies[k] = struct{}{}
-		e.isolation = nil
 	}
 }
 
@@ -335,6 +425,17 @@ func (e *Engine) NodeOf(ip netip.Addr) string { return e.nodeIPs[ip] }
 
 // Node returns the node called name, or nil.
 func (e *Engine) Node(name string) *model.Node { return e.nodes[name] }
+
+// Nodes returns every node, sorted by name: nodes peers of cluster-wide
+// policies select among all of them, pods or not.
+func (e *Engine) Nodes() []*model.Node {
+	out := make([]*model.Node, 0, len(e.nodes))
+	for _, n := range e.nodes {
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b *model.Node) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
 
 // Pods returns every pod, sorted by key.
 func (e *Engine) Pods() []*model.Pod {

@@ -58,6 +58,19 @@ type Decision struct {
 	// Misses says, per rule of the isolating policies, why it did not
 	// match. Only filled by Explain.
 	Misses []Miss
+	// Stage is what decided: a cluster-wide policy's rule of the Admin
+	// tier, NetworkPolicy (Isolating not empty), a rule of the Baseline
+	// tier, or nothing (the default: allowed).
+	Stage Stage
+	// Cluster is the cluster policy rule that decided, for StageAdmin and
+	// StageBaseline.
+	Cluster *ClusterRuleRef
+	// Passed holds the Pass rules that handed the decision down a tier,
+	// in order. Only filled by Explain.
+	Passed []ClusterRuleRef
+	// ClusterMisses are the rules of cluster policies that apply to Pod
+	// and were passed over, with why. Only filled by Explain.
+	ClusterMisses []ClusterMiss
 }
 
 // Miss is why one rule did not allow a connection.
@@ -119,11 +132,17 @@ func (e *Engine) decide(c Conn, dir model.Direction, explain bool) Decision {
 		return d
 	}
 	d.Pod = self.Pod.Key()
-	pols := e.Isolating(d.Pod, dir)
-	if len(pols) == 0 {
-		d.Allowed = true
+	if e.tierDecides(&d, model.AdminTier, c, self, peer, explain) {
 		return d
 	}
+	pols := e.Isolating(d.Pod, dir)
+	if len(pols) == 0 {
+		if !e.tierDecides(&d, model.BaselineTier, c, self, peer, explain) {
+			d.Allowed = true
+		}
+		return d
+	}
+	d.Stage = StageNetworkPolicy
 	if explain {
 		// Only Explain shows the decision: Allowed must not allocate.
 		d.Isolating = make([]model.Key, len(pols))
@@ -152,6 +171,37 @@ func (e *Engine) decide(c Conn, dir model.Direction, explain bool) Decision {
 		}
 	}
 	return d
+}
+
+// tierDecides runs one tier of cluster policies for d's direction and
+// reports whether it decided (Accept or Deny), filling d. A Pass, or no
+// rule matching, leaves the decision to what follows.
+func (e *Engine) tierDecides(d *Decision, tier model.Tier, c Conn, self, peer Endpoint, explain bool) bool {
+	if len(e.clusterOrder) == 0 {
+		return false
+	}
+	ref, ok, misses := e.clusterDecide(tier, c, self, peer, d.Direction, explain)
+	if explain {
+		d.ClusterMisses = append(d.ClusterMisses, misses...)
+	}
+	if !ok {
+		return false
+	}
+	if ref.Action == model.Pass {
+		if explain {
+			d.Passed = append(d.Passed, ref)
+		}
+		return false
+	}
+	d.Stage = StageAdmin
+	if tier == model.BaselineTier {
+		d.Stage = StageBaseline
+	}
+	d.Allowed = ref.Action == model.Accept
+	if explain {
+		d.Cluster = &ref
+	}
+	return true
 }
 
 // match returns "" when r allows c, or why it does not. self is the pod

@@ -7,156 +7,18 @@ import (
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
-// Fixture builders for the table tests: small constructors that take tweak
-// funcs, so that each case shows only what it is about.
+// The fixture builders are package fixture's; these name the protocols
+// short for the tables.
 
 const (
 	TCP  = model.TCP
 	UDP  = model.UDP
 	SCTP = model.SCTP
 )
-
-// labels reads "k=v,k2=v2" ("" is no labels).
-func labels(s string) map[string]string {
-	m := map[string]string{}
-	if s == "" {
-		return m
-	}
-	for _, kv := range strings.Split(s, ",") {
-		k, v, _ := strings.Cut(kv, "=")
-		m[k] = v
-	}
-	return m
-}
-
-// sel is a matchLabels selector from "k=v,…" ("" selects everything).
-func sel(s string) *model.Selector {
-	if s == "" {
-		return &model.Selector{}
-	}
-	return &model.Selector{MatchLabels: labels(s)}
-}
-
-func newNamespace(name, lbls string) *model.Namespace {
-	ns := &model.Namespace{Name: name}
-	model.SetNamespaceLabels(ns, labels(lbls))
-	return ns
-}
-
-func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
-
-type podTweak func(*model.Pod)
-
-func onNode(n string) podTweak { return func(p *model.Pod) { p.Node = n } }
-func hostNetwork() podTweak    { return func(p *model.Pod) { p.HostNetwork = true } }
-func cport(name string, proto model.Protocol, port uint16) podTweak {
-	return func(p *model.Pod) {
-		p.Ports = append(p.Ports, model.ContainerPort{Name: name, Port: port, Protocol: proto})
-	}
-}
-
-// newPod builds "ns/name" with labels and addresses.
-func newPod(key, lbls string, ips []string, tweaks ...podTweak) *model.Pod {
-	k, err := model.ParseKey(key, "")
-	if err != nil {
-		panic(err)
-	}
-	p := &model.Pod{Namespace: k.Namespace, Name: k.Name, Labels: labels(lbls)}
-	for _, ip := range ips {
-		p.IPs = append(p.IPs, addr(ip))
-	}
-	for _, t := range tweaks {
-		t(p)
-	}
-	return p
-}
-
-// policyFixture is a policy under construction; types nil means the
-// manifest had no policyTypes, and the API default applies.
-type policyFixture struct {
-	model.Policy
-	types []model.Direction
-}
-
-type policyTweak func(*policyFixture)
-
-// newPolicy builds "ns/name" selecting podSel, applying policyTypes
-// defaulting as the API server does when no types() tweak is given.
-func newPolicy(key string, podSel *model.Selector, tweaks ...policyTweak) *model.Policy {
-	k, err := model.ParseKey(key, "")
-	if err != nil {
-		panic(err)
-	}
-	f := &policyFixture{Policy: model.Policy{Namespace: k.Namespace, Name: k.Name, PodSelector: *podSel}}
-	for _, t := range tweaks {
-		t(f)
-	}
-	applyTypes(&f.Policy, f.types)
-	return &f.Policy
-}
-
-// applyTypes sets the effective policyTypes: types nil is "absent":
-// Ingress, plus Egress if there are egress rules.
-func applyTypes(p *model.Policy, types []model.Direction) {
-	if types == nil {
-		p.Ingress, p.Egress = true, len(p.EgressRules) > 0
-		return
-	}
-	p.Ingress, p.Egress = false, false
-	for _, d := range types {
-		if d == model.Egress {
-			p.Egress = true
-		} else {
-			p.Ingress = true
-		}
-	}
-}
-
-func types(ds ...model.Direction) policyTweak {
-	return func(f *policyFixture) { f.types = append([]model.Direction{}, ds...) }
-}
-
-// ingress appends rules; ingress() with no rules is "ingress: []".
-func ingress(rs ...model.Rule) policyTweak {
-	return func(f *policyFixture) { f.IngressRules = append(f.IngressRules, rs...) }
-}
-
-func egress(rs ...model.Rule) policyTweak {
-	return func(f *policyFixture) { f.EgressRules = append(f.EgressRules, rs...) }
-}
-
-// rule builds a rule; peers nil is "no from/to".
-func rule(peers []model.Peer, ports ...model.Port) model.Rule {
-	return model.Rule{Peers: peers, Ports: ports}
-}
-
-func peers(ps ...model.Peer) []model.Peer { return ps }
-
-func podPeer(s string) model.Peer { return model.Peer{PodSelector: sel(s)} }
-func nsPeer(s string) model.Peer  { return model.Peer{NamespaceSelector: sel(s)} }
-func nsPodPeer(nsSel, podSel string) model.Peer {
-	return model.Peer{NamespaceSelector: sel(nsSel), PodSelector: sel(podSel)}
-}
-
-func blockPeer(cidr string, except ...string) model.Peer {
-	b := &model.IPBlock{CIDR: netip.MustParsePrefix(cidr)}
-	for _, e := range except {
-		b.Except = append(b.Except, netip.MustParsePrefix(e))
-	}
-	return model.Peer{IPBlock: b}
-}
-
-func port(proto model.Protocol, p uint16) model.Port { return model.Port{Protocol: proto, Port: p} }
-func portRange(proto model.Protocol, first, last uint16) model.Port {
-	return model.Port{Protocol: proto, Port: first, EndPort: last}
-}
-func namedPort(proto model.Protocol, name string) model.Port {
-	return model.Port{Protocol: proto, Name: name}
-}
-func anyPort(proto model.Protocol) model.Port { return model.Port{Protocol: proto} }
 
 // baseCluster is the cluster most semantics cases run in, the shape of the
 // upstream conformance suites: namespaces x, y, z, each with pods a, b, c,
@@ -172,27 +34,27 @@ func anyPort(proto model.Protocol) model.Port { return model.Port{Protocol: prot
 func baseCluster() *model.Cluster {
 	c := model.NewCluster()
 	for i, ns := range []string{"x", "y", "z"} {
-		c.Namespaces[ns] = newNamespace(ns, "team="+ns)
+		c.Namespaces[ns] = fixture.Namespace(ns, "team="+ns)
 		for j, name := range []string{"a", "b", "c"} {
 			node := "n1"
-			tweaks := []podTweak{cport("dns", UDP, 53), cport("sctp", SCTP, 9000)}
+			tweaks := []fixture.PodTweak{fixture.CPort("dns", UDP, 53), fixture.CPort("sctp", SCTP, 9000)}
 			switch name {
 			case "a":
-				tweaks = append(tweaks, cport("http", TCP, 80))
+				tweaks = append(tweaks, fixture.CPort("http", TCP, 80))
 			case "b":
-				tweaks = append(tweaks, cport("http", TCP, 8080))
+				tweaks = append(tweaks, fixture.CPort("http", TCP, 8080))
 			case "c":
 				node = "n2"
 			}
-			p := newPod(ns+"/"+name, "pod="+name,
+			p := fixture.Pod(ns+"/"+name, "pod="+name,
 				[]string{fmt.Sprintf("10.0.%d.%d", i+1, j+1), fmt.Sprintf("fd00::%d:%d", i+1, j+1)},
-				append(tweaks, onNode(node))...)
+				append(tweaks, fixture.OnNode(node))...)
 			c.Pods[p.Key()] = p
 		}
 	}
-	c.Nodes["n1"] = &model.Node{Name: "n1", IPs: []netip.Addr{addr("192.168.0.1"), addr("fd01::1")}}
-	c.Nodes["n2"] = &model.Node{Name: "n2", IPs: []netip.Addr{addr("192.168.0.2"), addr("fd01::2")}}
-	h := newPod("x/host", "pod=host", []string{"192.168.0.1", "fd01::1"}, hostNetwork(), onNode("n1"))
+	c.Nodes["n1"] = &model.Node{Name: "n1", IPs: []netip.Addr{fixture.Addr("192.168.0.1"), fixture.Addr("fd01::1")}}
+	c.Nodes["n2"] = &model.Node{Name: "n2", IPs: []netip.Addr{fixture.Addr("192.168.0.2"), fixture.Addr("fd01::2")}}
+	h := fixture.Pod("x/host", "pod=host", []string{"192.168.0.1", "fd01::1"}, fixture.HostNetwork(), fixture.OnNode("n1"))
 	c.Pods[h.Key()] = h
 	return c
 }
@@ -237,9 +99,9 @@ func endpoint(t testing.TB, e *engine.Engine, s string) engine.Endpoint {
 	if ip, err := netip.ParseAddr(s); err == nil {
 		return e.EndpointFor(ip)
 	}
-	fam := addr("0.0.0.0")
+	fam := fixture.Addr("0.0.0.0")
 	if name, ok := strings.CutSuffix(s, "@6"); ok {
-		s, fam = name, addr("::")
+		s, fam = name, fixture.Addr("::")
 	}
 	k, err := model.ParseKey(s, "")
 	if err != nil {
@@ -322,7 +184,10 @@ func describeVerdict(v engine.Verdict) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  allowed=%v shortcut=%q\n", v.Allowed, v.Shortcut)
 	for _, d := range []engine.Decision{v.Egress, v.Ingress} {
-		fmt.Fprintf(&b, "  %s on %v: allowed=%v isolating=%v by=%v\n", d.Direction, d.Pod, d.Allowed, d.Isolating, d.By)
+		fmt.Fprintf(&b, "  %s on %v: allowed=%v stage=%v cluster=%v passed=%v isolating=%v by=%v\n", d.Direction, d.Pod, d.Allowed, d.Stage, d.Cluster, d.Passed, d.Isolating, d.By)
+		for _, m := range d.ClusterMisses {
+			fmt.Fprintf(&b, "    cluster miss %v: %s\n", m.Rule, m.Reason)
+		}
 		for _, m := range d.Misses {
 			fmt.Fprintf(&b, "    miss %v: %s\n", m.Rule, m.Reason)
 		}

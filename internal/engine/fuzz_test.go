@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 )
 
 // FuzzEvaluate decodes the input into a small cluster with policies (the
@@ -28,16 +29,16 @@ func FuzzEvaluate(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g := &gen{src: &byteSource{b: data}}
-		c := g.cluster()
+		g := &fixture.Gen{Src: fixture.NewByteSource(data)}
+		c := g.Cluster()
 		e := engine.FromCluster(c)
 		check := func(stage string, e, fresh *engine.Engine) {
 			eps := endpoints(c, e)
-			from, to := pickOne(g, eps), pickOne(g, eps)
+			from, to := fixture.PickOne(g, eps), fixture.PickOne(g, eps)
 			if from.IP.Is4() != to.IP.Is4() {
 				return
 			}
-			pp := pickOne(g, probePorts)
+			pp := fixture.PickOne(g, probePorts)
 			conn := engine.Conn{From: from, To: to, Protocol: pp.proto, Port: pp.port}
 			got := e.Allowed(conn)
 			v := e.Explain(conn)
@@ -57,7 +58,7 @@ func FuzzEvaluate(f *testing.F) {
 			}
 		}
 		check("initial", e, nil)
-		edit := g.edit(c, e)
+		edit := edit(g, c, e)
 		e.TakeChanges()
 		check("after "+edit, e, engine.FromCluster(c))
 	})

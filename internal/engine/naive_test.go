@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"net/netip"
+	"sort"
 
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
@@ -79,9 +80,131 @@ func naiveAllowed(c *model.Cluster, conn engine.Conn) bool {
 		(src.Workload == "" || src.Replicas == 1) {
 		return true // a pod talking to itself is never filtered (two replicas of a workload are two pods)
 	}
-	egressOK := src == nil || naiveDirection(c, src, model.Egress, conn.To, dst, conn)
-	ingressOK := dst == nil || naiveFromOwnNode(c, conn, dst) || naiveDirection(c, dst, model.Ingress, conn.From, src, conn)
+	egressOK := src == nil || naiveTiers(c, src, model.Egress, conn.To, dst, conn)
+	ingressOK := dst == nil || naiveFromOwnNode(c, conn, dst) || naiveTiers(c, dst, model.Ingress, conn.From, src, conn)
 	return egressOK && ingressOK
+}
+
+// naiveTiers decides one direction as the policy.networking.k8s.io API
+// documents it: the Admin tier's first matching rule (policies by
+// priority, ties broken as Palisade documents: ClusterNetworkPolicy, then
+// AdminNetworkPolicy, then BaselineAdminNetworkPolicy, then name) decides
+// unless it passes; then NetworkPolicy, when one selects the pod for the
+// direction; then the Baseline tier likewise; then allow.
+func naiveTiers(c *model.Cluster, self *model.Pod, dir model.Direction, other engine.Endpoint, otherPod *model.Pod, conn engine.Conn) bool {
+	if action := naiveTier(c, model.AdminTier, self, dir, other, otherPod, conn); action == model.Accept || action == model.Deny {
+		return action == model.Accept
+	}
+	if naiveIsolated(c, self, dir) {
+		return naiveDirection(c, self, dir, other, otherPod, conn)
+	}
+	return naiveTier(c, model.BaselineTier, self, dir, other, otherPod, conn) != model.Deny
+}
+
+// naiveTier returns the action of the first rule of tier that matches, 0
+// when none does.
+func naiveTier(c *model.Cluster, tier model.Tier, self *model.Pod, dir model.Direction, other engine.Endpoint, otherPod *model.Pod, conn engine.Conn) model.Action {
+	var pols []*model.ClusterPolicy
+	for _, p := range c.ClusterPolicies {
+		if p.Tier == tier {
+			pols = append(pols, p)
+		}
+	}
+	rank := map[string]int{model.KindClusterNetworkPolicy: 0, model.KindAdminNetworkPolicy: 1, model.KindBaselineAdminNetworkPolicy: 2}
+	sort.Slice(pols, func(i, j int) bool {
+		a, b := pols[i], pols[j]
+		if a.Priority != b.Priority {
+			return a.Priority < b.Priority
+		}
+		if rank[a.Kind] != rank[b.Kind] {
+			return rank[a.Kind] < rank[b.Kind]
+		}
+		return a.Name < b.Name
+	})
+	nsLabels := naiveNSLabels(c, self.Namespace)
+	for _, p := range pols {
+		subject := false
+		if p.Subject.Namespaces != nil {
+			subject = naiveSelects(*p.Subject.Namespaces, nsLabels)
+		} else if p.Subject.Pods != nil {
+			subject = naiveSelects(p.Subject.Pods.NamespaceSelector, nsLabels) && naiveSelects(p.Subject.Pods.PodSelector, self.Labels)
+		}
+		if !subject {
+			continue
+		}
+		rules := p.IngressRules
+		if dir == model.Egress {
+			rules = p.EgressRules
+		}
+		for _, r := range rules {
+			if naiveClusterRuleMatches(c, r, self, dir, other, otherPod, conn) {
+				return r.Action
+			}
+		}
+	}
+	return 0
+}
+
+func naiveClusterRuleMatches(c *model.Cluster, r model.ClusterRule, self *model.Pod, dir model.Direction, other engine.Endpoint, otherPod *model.Pod, conn engine.Conn) bool {
+	peerOK := false
+	for _, peer := range r.Peers {
+		switch {
+		case peer.Namespaces != nil:
+			peerOK = peerOK || otherPod != nil && naiveSelects(*peer.Namespaces, naiveNSLabels(c, otherPod.Namespace))
+		case peer.Pods != nil:
+			peerOK = peerOK || otherPod != nil && naiveSelects(peer.Pods.NamespaceSelector, naiveNSLabels(c, otherPod.Namespace)) &&
+				naiveSelects(peer.Pods.PodSelector, otherPod.Labels)
+		case peer.Nodes != nil:
+			for _, n := range c.Nodes {
+				for _, ip := range n.IPs {
+					if ip == other.IP && naiveSelects(*peer.Nodes, n.Labels) {
+						peerOK = true
+					}
+				}
+			}
+		default:
+			for _, cidr := range peer.Networks {
+				peerOK = peerOK || cidr.Contains(other.IP)
+			}
+		}
+	}
+	if !peerOK {
+		return false
+	}
+	if r.Ports == nil {
+		return true
+	}
+	receiver := self
+	if dir == model.Egress {
+		receiver = otherPod
+	}
+	for _, p := range r.Ports {
+		if p.Name != "" {
+			if receiver == nil {
+				continue
+			}
+			for _, cp := range receiver.Ports {
+				if cp.Name == p.Name && cp.Protocol == conn.Protocol && cp.Port == conn.Port {
+					return true
+				}
+			}
+			continue
+		}
+		if p.Protocol == conn.Protocol && (p.First == 0 || p.First <= conn.Port && conn.Port <= p.Last) {
+			return true
+		}
+	}
+	return false
+}
+
+// naiveIsolated reports whether a NetworkPolicy selects self for dir.
+func naiveIsolated(c *model.Cluster, self *model.Pod, dir model.Direction) bool {
+	for _, pol := range c.Policies {
+		if pol.Namespace == self.Namespace && naiveSelects(pol.PodSelector, self.Labels) && pol.Affects(dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // naiveFromOwnNode reports whether conn comes from dst's own node: one of

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -45,7 +46,7 @@ func TestRandomDifferential(t *testing.T) {
 	conns := 0
 	for i := range cases {
 		seed := base + uint64(i)
-		n, err := randomCase(seed, steps, false)
+		n, err := randomCase(seed, steps, fixture.Gen{})
 		conns += n
 		if err != nil {
 			t.Fatalf("seed %d: %v\nrerun: go test ./internal/engine -run TestRandomDifferential -seed %d -cases 1", seed, err, seed)
@@ -70,7 +71,7 @@ func TestRandomNamedPortsOnIPBlocks(t *testing.T) {
 	conns := 0
 	for i := range cases {
 		seed := base + uint64(i)
-		n, err := randomCase(seed, 4, true)
+		n, err := randomCase(seed, 4, fixture.Gen{NamedBlocks: true})
 		conns += n
 		if err != nil {
 			t.Fatalf("seed %d: %v\nrerun: go test ./internal/engine -run TestRandomNamedPortsOnIPBlocks -seed %d", seed, err, seed)
@@ -79,12 +80,47 @@ func TestRandomNamedPortsOnIPBlocks(t *testing.T) {
 	t.Logf("%d cases, %d connections compared, seeds %d..%d", cases, conns, base, base+uint64(cases)-1)
 }
 
+// TestRandomClusterPolicies is the differential test with cluster-wide
+// policies of every kind, tier and action among the NetworkPolicies (the
+// oracle's naiveTiers), edits adding, replacing and deleting them and
+// relabelling nodes.
+func TestRandomClusterPolicies(t *testing.T) {
+	cases := 600
+	if testing.Short() {
+		cases = 60
+	}
+	stageCount = [4]int{}
+	base := *seedFlag
+	if base == 0 {
+		base = uint64(time.Now().UnixNano())
+	}
+	conns := 0
+	for i := range cases {
+		seed := base + uint64(i)
+		n, err := randomCase(seed, 6, fixture.Gen{ClusterPolicies: true})
+		conns += n
+		if err != nil {
+			t.Fatalf("seed %d: %v\nrerun: go test ./internal/engine -run TestRandomClusterPolicies -seed %d", seed, err, seed)
+		}
+	}
+	t.Logf("%d cases, %d connections compared, seeds %d..%d; directions decided by stage: %v", cases, conns, base, base+uint64(cases)-1, stageCount)
+	for st, n := range stageCount {
+		if n == 0 {
+			t.Errorf("no direction was decided by %v: the generator does not exercise it", engine.Stage(st))
+		}
+	}
+}
+
+// stageCount counts, by engine.Stage, the directions compareAll saw decided.
+var stageCount [4]int
+
 // randomCase runs one cluster through steps edits; it returns the number
 // of connections compared and the first disagreement.
-func randomCase(seed uint64, steps int, namedBlocks bool) (int, error) {
+func randomCase(seed uint64, steps int, opts fixture.Gen) (int, error) {
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	g := &gen{src: r, namedBlocks: namedBlocks}
-	c := g.cluster()
+	g := &opts
+	g.Src = r
+	c := g.Cluster()
 	e := engine.FromCluster(c)
 	history := []string{"initial cluster"}
 	fail := func(err error) error {
@@ -98,7 +134,7 @@ func randomCase(seed uint64, steps int, namedBlocks bool) (int, error) {
 	}
 	for range steps {
 		polsBefore, podsBefore := policySignatures(c), podSignatures(c)
-		history = append(history, g.edit(c, e))
+		history = append(history, edit(g, c, e))
 		ch := e.TakeChanges()
 		if err := checkChanges(ch, polsBefore, policySignatures(c), podsBefore, podSignatures(c)); err != nil {
 			return total, fail(err)
@@ -115,7 +151,7 @@ func randomCase(seed uint64, steps int, namedBlocks bool) (int, error) {
 // compareAll compares the engine with the oracle and a rebuild on every
 // pair of ends with at least one pod, on TCP 80 and three random
 // protocol/port combinations.
-func compareAll(g *gen, c *model.Cluster, e *engine.Engine) (int, error) {
+func compareAll(g *fixture.Gen, c *model.Cluster, e *engine.Engine) (int, error) {
 	fresh := engine.FromCluster(c)
 	eps := endpoints(c, e)
 	ports := []struct {
@@ -123,9 +159,12 @@ func compareAll(g *gen, c *model.Cluster, e *engine.Engine) (int, error) {
 		port  uint16
 	}{{model.TCP, 80}}
 	for range 3 {
-		ports = append(ports, pickOne(g, probePorts))
+		ports = append(ports, fixture.PickOne(g, probePorts))
 	}
 	if err := compareIsolation(c, e); err != nil {
+		return 0, err
+	}
+	if err := comparePodsOnNode(c, e); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -148,6 +187,8 @@ func compareAll(g *gen, c *model.Cluster, e *engine.Engine) (int, error) {
 				if v.Allowed != got {
 					return n, fmt.Errorf("Explain(%s).Allowed = %v, Allowed = %v", connString(conn), v.Allowed, got)
 				}
+				stageCount[v.Egress.Stage]++
+				stageCount[v.Ingress.Stage]++
 				if err := checkVerdict(v); err != nil {
 					return n, fmt.Errorf("Explain(%s): %v\n%s", connString(conn), err, describeVerdict(v))
 				}
@@ -155,6 +196,30 @@ func compareAll(g *gen, c *model.Cluster, e *engine.Engine) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// comparePodsOnNode compares PodsOnNode, which the dataplane reads, with
+// a scan of every pod, for every node a pod names.
+func comparePodsOnNode(c *model.Cluster, e *engine.Engine) error {
+	nodes := map[string]bool{"": true}
+	for _, p := range c.Pods {
+		nodes[p.Node] = true
+	}
+	for node := range nodes {
+		var want, got []model.Key
+		for _, p := range c.SortedPods() {
+			if p.Node == node && !p.HostNetwork && len(p.IPs) > 0 {
+				want = append(want, p.Key())
+			}
+		}
+		for _, p := range e.PodsOnNode(node) {
+			got = append(got, p.Key())
+		}
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("PodsOnNode(%q) = %v, want %v", node, got, want)
+		}
+	}
+	return nil
 }
 
 // compareIsolation compares Isolating, which the dataplane reads, with the
@@ -186,6 +251,25 @@ func checkVerdict(v engine.Verdict) error {
 	for _, d := range []engine.Decision{v.Egress, v.Ingress} {
 		if v.Shortcut != "" && (d.Direction == model.Ingress || v.Shortcut == "loopback") {
 			continue
+		}
+		if d.Stage == engine.StageAdmin || d.Stage == engine.StageBaseline {
+			if d.Cluster == nil || d.Cluster.Direction != d.Direction || d.Cluster.Action == model.Pass ||
+				d.Allowed != (d.Cluster.Action == model.Accept) || len(d.Isolating) != 0 || d.By != nil ||
+				(d.Stage == engine.StageAdmin) != (d.Cluster.Tier == model.AdminTier) {
+				return fmt.Errorf("%s decided by %v: cluster rule %v, allowed=%v, isolating=%v by=%v", d.Direction, d.Stage, d.Cluster, d.Allowed, d.Isolating, d.By)
+			}
+			continue
+		}
+		if d.Cluster != nil {
+			return fmt.Errorf("%s decided by %v but names cluster rule %v", d.Direction, d.Stage, d.Cluster)
+		}
+		for _, p := range d.Passed {
+			if p.Action != model.Pass {
+				return fmt.Errorf("%s passed by a %v rule %v", d.Direction, p.Action, p)
+			}
+		}
+		if (d.Stage == engine.StageNetworkPolicy) != (len(d.Isolating) > 0) {
+			return fmt.Errorf("%s decided by %v with isolating %v", d.Direction, d.Stage, d.Isolating)
 		}
 		if len(d.Isolating) == 0 {
 			if !d.Allowed || d.By != nil {
@@ -347,16 +431,28 @@ func connString(c engine.Conn) string {
 // dumpCluster renders c readably for failure messages.
 func dumpCluster(c *model.Cluster) string {
 	var b strings.Builder
-	for _, name := range genNamespaces {
+	for _, name := range fixture.GenNamespaces {
 		if ns := c.Namespaces[name]; ns != nil {
 			fmt.Fprintf(&b, "  namespace %s %v\n", name, ns.Labels)
 		}
 	}
-	for _, n := range sortedNodes(c) {
-		fmt.Fprintf(&b, "  node %s %v\n", n.Name, n.IPs)
+	for _, n := range fixture.SortedNodes(c) {
+		fmt.Fprintf(&b, "  node %s %v %v\n", n.Name, n.IPs, n.Labels)
 	}
 	for _, p := range c.SortedPods() {
 		fmt.Fprintf(&b, "  pod %s\n", podSignature(p))
+	}
+	for _, p := range c.SortedClusterPolicies() {
+		fmt.Fprintf(&b, "  %s tier %v priority %d subject %+v\n", p.Key(), p.Tier, p.Priority, p.Subject)
+		for _, dir := range []model.Direction{model.Ingress, model.Egress} {
+			for i, r := range p.Rules(dir) {
+				fmt.Fprintf(&b, "    %s[%d] %v:", dir, i, r.Action)
+				for _, peer := range r.Peers {
+					fmt.Fprintf(&b, " {ns %v pods %v nodes %v nets %v}", peer.Namespaces, peer.Pods, peer.Nodes, peer.Networks)
+				}
+				fmt.Fprintf(&b, " ports %s\n", engine.DescribeClusterPorts(r.Ports))
+			}
+		}
 	}
 	for _, p := range c.SortedPolicies() {
 		fmt.Fprintf(&b, "  policy %s selector %v ingress=%v egress=%v\n", p.Key(), p.PodSelector, p.Ingress, p.Egress)

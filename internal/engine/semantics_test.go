@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
 
@@ -26,7 +27,7 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "policyTypes absent without egress rules isolates ingress only",
 			policies: []*model.Policy{
-				newPolicy("x/deny", sel("pod=a")), // no ingress, no egress: [Ingress]
+				fixture.Policy("x/deny", fixture.Sel("pod=a")), // no ingress, no egress: [Ingress]
 			},
 			probes: []probe{
 				deny("y/a", "x/a", TCP, 80).missing("only isolates"),
@@ -38,7 +39,7 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "policyTypes absent with egress rules isolates both",
 			policies: []*model.Policy{
-				newPolicy("x/p", sel("pod=a"), egress(rule(peers(podPeer("pod=b"))))),
+				fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Egress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b"))))),
 			},
 			probes: []probe{
 				allow("x/a", "x/b", TCP, 80).byRule("x/p", model.Egress, 0),
@@ -50,9 +51,9 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "policyTypes [Egress] ignores ingress rules and leaves ingress open",
 			policies: []*model.Policy{
-				newPolicy("x/p", sel("pod=a"), types(model.Egress),
-					ingress(rule(peers(podPeer("pod=b")))),
-					egress()),
+				fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+					fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b")))),
+					fixture.Egress()),
 			},
 			probes: []probe{
 				allow("y/c", "x/a", TCP, 80),
@@ -62,8 +63,8 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "policyTypes [Ingress] ignores egress rules and leaves egress open",
 			policies: []*model.Policy{
-				newPolicy("x/p", sel("pod=a"), types(model.Ingress),
-					egress(rule(peers(podPeer("pod=b"))))),
+				fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Ingress),
+					fixture.Egress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b"))))),
 			},
 			probes: []probe{
 				allow("x/a", "y/c", TCP, 80),
@@ -74,7 +75,7 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "policyTypes [Ingress, Egress] with no rules isolates both",
 			policies: []*model.Policy{
-				newPolicy("x/p", sel("pod=a"), types(model.Ingress, model.Egress)),
+				fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Ingress, model.Egress)),
 			},
 			probes: []probe{
 				deny("x/a", "x/b", TCP, 80),
@@ -84,7 +85,7 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "a policy isolates only pods of its own namespace",
 			policies: []*model.Policy{
-				newPolicy("y/deny-all", sel("")),
+				fixture.Policy("y/deny-all", fixture.Sel("")),
 			},
 			probes: []probe{
 				allow("z/a", "x/a", TCP, 80),
@@ -95,7 +96,7 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 		{
 			name: "matchExpressions in the pod selector",
 			policies: []*model.Policy{
-				newPolicy("x/p", &model.Selector{Exprs: []model.Requirement{{Key: "pod", Operator: model.OpNotIn, Values: []string{"a", "b"}}}}),
+				fixture.Policy("x/p", &model.Selector{Exprs: []model.Requirement{{Key: "pod", Operator: model.OpNotIn, Values: []string{"a", "b"}}}}),
 			},
 			probes: []probe{
 				allow("y/a", "x/a", TCP, 80),
@@ -107,12 +108,12 @@ func TestIsolationAndPolicyTypes(t *testing.T) {
 
 func TestPeers(t *testing.T) {
 	ingressFrom := func(ps ...model.Peer) []*model.Policy {
-		return []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(ps)))}
+		return []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(ps)))}
 	}
 	runSemCases(t, []semCase{
 		{
 			name:     "podSelector alone is the policy's own namespace",
-			policies: ingressFrom(podPeer("pod=b")),
+			policies: ingressFrom(fixture.PodPeer("pod=b")),
 			probes: []probe{
 				allow("x/b", "x/a", TCP, 80),
 				deny("y/b", "x/a", TCP, 80).missing("source y/b is not a peer of this rule"),
@@ -121,7 +122,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "empty podSelector alone is every pod of the own namespace",
-			policies: ingressFrom(podPeer("")),
+			policies: ingressFrom(fixture.PodPeer("")),
 			probes: []probe{
 				allow("x/b", "x/a", TCP, 80),
 				allow("x/c", "x/a", TCP, 80),
@@ -131,7 +132,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "namespaceSelector alone is every pod of the matching namespaces",
-			policies: ingressFrom(nsPeer("team=y")),
+			policies: ingressFrom(fixture.NsPeer("team=y")),
 			probes: []probe{
 				allow("y/b", "x/a", TCP, 80),
 				allow("y/c", "x/a", TCP, 80),
@@ -141,7 +142,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "namespaceSelector by the metadata.name label",
-			policies: ingressFrom(nsPeer(model.NamespaceNameLabel + "=z")),
+			policies: ingressFrom(fixture.NsPeer(model.NamespaceNameLabel + "=z")),
 			probes: []probe{
 				allow("z/b", "x/a", TCP, 80),
 				deny("y/b", "x/a", TCP, 80),
@@ -149,7 +150,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "both selectors in one peer are ANDed",
-			policies: ingressFrom(nsPodPeer("team=y", "pod=b")),
+			policies: ingressFrom(fixture.NsPodPeer("team=y", "pod=b")),
 			probes: []probe{
 				allow("y/b", "x/a", TCP, 80),
 				deny("y/c", "x/a", TCP, 80),
@@ -159,7 +160,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "two peers are ORed",
-			policies: ingressFrom(nsPeer("team=y"), podPeer("pod=b")),
+			policies: ingressFrom(fixture.NsPeer("team=y"), fixture.PodPeer("pod=b")),
 			probes: []probe{
 				allow("y/c", "x/a", TCP, 80),
 				allow("x/b", "x/a", TCP, 80),
@@ -169,7 +170,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "empty namespaceSelector is every namespace",
-			policies: ingressFrom(nsPeer("")),
+			policies: ingressFrom(fixture.NsPeer("")),
 			probes: []probe{
 				allow("z/c", "x/a", TCP, 80),
 				allow("x/b", "x/a", TCP, 80),
@@ -179,7 +180,7 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name:     "empty namespaceSelector with a podSelector is those pods everywhere",
-			policies: ingressFrom(nsPodPeer("", "pod=b")),
+			policies: ingressFrom(fixture.NsPodPeer("", "pod=b")),
 			probes: []probe{
 				allow("z/b", "x/a", TCP, 80),
 				allow("x/b", "x/a", TCP, 80),
@@ -188,8 +189,8 @@ func TestPeers(t *testing.T) {
 		},
 		{
 			name: "egress peers likewise",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(nsPodPeer("team=y", "pod=b"), podPeer("pod=c")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.NsPodPeer("team=y", "pod=b"), fixture.PodPeer("pod=c")))))},
 			probes: []probe{
 				allow("x/a", "y/b", TCP, 80),
 				allow("x/a", "x/c", TCP, 80),
@@ -204,7 +205,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name:     "ingress: [{}] allows everything",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil)))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil)))},
 			probes: []probe{
 				allow("203.0.113.9", "x/a", UDP, 5353).byRule("x/p", model.Ingress, 0),
 				allow("y/b", "x/a", SCTP, 9000),
@@ -214,7 +215,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 		},
 		{
 			name:     "ingress: [] with Ingress allows nothing",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Ingress), ingress())},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Ingress), fixture.Ingress())},
 			probes: []probe{
 				deny("x/b", "x/a", TCP, 80).missing("policy has no Ingress rules"),
 				deny("203.0.113.9", "x/a", UDP, 53),
@@ -222,7 +223,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 		},
 		{
 			name:     "empty from with ports allows any source on those ports",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, port(TCP, 80))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.Port(TCP, 80))))},
 			probes: []probe{
 				allow("203.0.113.9", "x/a", TCP, 80),
 				allow("z/c@6", "x/a@6", TCP, 80),
@@ -231,7 +232,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 		},
 		{
 			name:     "empty ports with from allows every port and protocol from those peers",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(podPeer("pod=b")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b")))))},
 			probes: []probe{
 				allow("x/b", "x/a", UDP, 53),
 				allow("x/b", "x/a", SCTP, 9000),
@@ -241,7 +242,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 		},
 		{
 			name:     "egress: [{}] allows everything",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress), egress(rule(nil)))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress), fixture.Egress(fixture.Rule(nil)))},
 			probes: []probe{
 				allow("x/a", "203.0.113.9", UDP, 5353).byRule("x/p", model.Egress, 0),
 				allow("x/a", "y/b", TCP, 80),
@@ -249,7 +250,7 @@ func TestEmptyFromAndPorts(t *testing.T) {
 		},
 		{
 			name:     "egress: [] with Egress allows nothing",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress), egress())},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress), fixture.Egress())},
 			probes: []probe{
 				deny("x/a", "y/b", TCP, 80).missing("policy has no Egress rules"),
 				deny("x/a", "203.0.113.9", UDP, 53),
@@ -263,8 +264,8 @@ func TestNamedPorts(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name: "ingress named port resolves on the selected pod",
-			policies: []*model.Policy{newPolicy("x/p", sel(""),
-				ingress(rule(nil, namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel(""),
+				fixture.Ingress(fixture.Rule(nil, fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("y/a", "x/a", TCP, 80),
 				deny("y/a", "x/a", TCP, 8080),
@@ -276,8 +277,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "named port of the wrong protocol does not resolve",
-			policies: []*model.Policy{newPolicy("x/p", sel(""),
-				ingress(rule(nil, namedPort(UDP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel(""),
+				fixture.Ingress(fixture.Rule(nil, fixture.NamedPort(UDP, "http"))))},
 			probes: []probe{
 				deny("y/a", "x/a", TCP, 80),
 				deny("y/a", "x/a", UDP, 80).missing(`named port "http" is not a UDP port of x/a`),
@@ -285,8 +286,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port resolves on the peer pod",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(nsPeer("")), namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.NsPeer("")), fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("x/a", "y/b", TCP, 8080),
 				deny("x/a", "y/b", TCP, 80),
@@ -297,8 +298,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port with no peers resolves on a destination pod, never on an address",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(nil, namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(nil, fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("x/a", "y/a", TCP, 80),
 				allow("x/a@6", "z/b@6", TCP, 8080),
@@ -307,8 +308,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port resolves on a pod inside an ipBlock peer",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("10.0.2.0/24")), namedPort(TCP, "http"), port(TCP, 443))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.2.0/24")), fixture.NamedPort(TCP, "http"), fixture.Port(TCP, 443))))},
 			probes: []probe{
 				allow("x/a", "y/a", TCP, 80),
 				allow("x/a", "y/b", TCP, 8080),
@@ -321,8 +322,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port on an ipBlock peer: an excepted pod is no peer",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("10.0.0.0/8", "10.0.2.1/32")), namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.0.0/8", "10.0.2.1/32")), fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				deny("x/a", "y/a", TCP, 80).missing("destination y/a is not a peer"),
 				allow("x/a", "y/b", TCP, 8080),
@@ -331,8 +332,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port on an IPv6 ipBlock resolves only for the pod's address inside it",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("fd00::2:0/112")), namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("fd00::2:0/112")), fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("x/a@6", "y/a@6", TCP, 80),
 				allow("x/a@6", "y/b@6", TCP, 8080),
@@ -342,8 +343,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "egress named port resolves through a selector peer and an ipBlock peer alike",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("10.0.2.0/24"), nsPeer("team=z")), namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.2.0/24"), fixture.NsPeer("team=z")), fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("x/a", "y/a", TCP, 80),
 				allow("x/a", "z/a", TCP, 80),
@@ -354,8 +355,8 @@ func TestNamedPorts(t *testing.T) {
 		},
 		{
 			name: "ingress named port works for an ipBlock source",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"),
-				ingress(rule(peers(blockPeer("203.0.113.0/24")), namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"),
+				fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("203.0.113.0/24")), fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("203.0.113.9", "x/a", TCP, 80),
 				deny("203.0.113.9", "x/a", TCP, 8080),
@@ -368,7 +369,7 @@ func TestEndPort(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name:     "range is inclusive at both ends",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, portRange(TCP, 80, 90))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.PortRange(TCP, 80, 90))))},
 			probes: []probe{
 				deny("y/a", "x/a", TCP, 79),
 				allow("y/a", "x/a", TCP, 80),
@@ -380,7 +381,7 @@ func TestEndPort(t *testing.T) {
 		},
 		{
 			name:     "a range of one port",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, portRange(UDP, 53, 53))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.PortRange(UDP, 53, 53))))},
 			probes: []probe{
 				allow("y/a", "x/a", UDP, 53),
 				deny("y/a", "x/a", UDP, 54),
@@ -389,7 +390,7 @@ func TestEndPort(t *testing.T) {
 		},
 		{
 			name:     "a single port is that port only",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, port(TCP, 80))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.Port(TCP, 80))))},
 			probes: []probe{
 				allow("y/a", "x/a", TCP, 80),
 				deny("y/a", "x/a", TCP, 81),
@@ -397,8 +398,8 @@ func TestEndPort(t *testing.T) {
 		},
 		{
 			name: "range up to 65535",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(nil, portRange(TCP, 32768, 65535))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(nil, fixture.PortRange(TCP, 32768, 65535))))},
 			probes: []probe{
 				allow("x/a", "203.0.113.9", TCP, 65535),
 				allow("x/a", "203.0.113.9", TCP, 32768),
@@ -412,7 +413,7 @@ func TestProtocols(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name:     "a UDP rule does not allow TCP",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, port(UDP, 53))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.Port(UDP, 53))))},
 			probes: []probe{
 				allow("y/a", "x/a", UDP, 53),
 				deny("y/a", "x/a", TCP, 53).missing("port 53/TCP is not in the rule's ports (53/UDP)"),
@@ -421,7 +422,7 @@ func TestProtocols(t *testing.T) {
 		},
 		{
 			name:     "an SCTP rule does not allow TCP",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, port(SCTP, 9000))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.Port(SCTP, 9000))))},
 			probes: []probe{
 				allow("y/a", "x/a", SCTP, 9000),
 				deny("y/a", "x/a", TCP, 9000),
@@ -430,7 +431,7 @@ func TestProtocols(t *testing.T) {
 		},
 		{
 			name:     "protocol only is every port of that protocol",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(nil, anyPort(UDP))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(nil, fixture.AnyPort(UDP))))},
 			probes: []probe{
 				allow("y/a", "x/a", UDP, 1),
 				allow("y/a", "x/a", UDP, 65535),
@@ -440,8 +441,8 @@ func TestProtocols(t *testing.T) {
 		},
 		{
 			name: "several port entries are ORed",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"),
-				ingress(rule(nil, anyPort(SCTP), port(TCP, 80))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"),
+				fixture.Ingress(fixture.Rule(nil, fixture.AnyPort(SCTP), fixture.Port(TCP, 80))))},
 			probes: []probe{
 				allow("y/a", "x/a", SCTP, 1234),
 				allow("y/a", "x/a", TCP, 80),
@@ -456,9 +457,9 @@ func TestIPBlock(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name: "except subtracts only from its own block",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(
-				blockPeer("10.0.0.0/16", "10.0.2.0/24"),
-				blockPeer("10.0.2.0/25"),
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(
+				fixture.BlockPeer("10.0.0.0/16", "10.0.2.0/24"),
+				fixture.BlockPeer("10.0.2.0/25"),
 			))))},
 			probes: []probe{
 				allow("10.0.2.1", "x/a", TCP, 80),   // y/a, in the second block
@@ -470,8 +471,8 @@ func TestIPBlock(t *testing.T) {
 		},
 		{
 			name: "several excepts",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(
-				blockPeer("10.0.0.0/16", "10.0.2.0/24", "10.0.3.0/25"),
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(
+				fixture.BlockPeer("10.0.0.0/16", "10.0.2.0/24", "10.0.3.0/25"),
 			))))},
 			probes: []probe{
 				deny("y/a", "x/a", TCP, 80),
@@ -482,7 +483,7 @@ func TestIPBlock(t *testing.T) {
 		},
 		{
 			name:     "ipBlock matches pod addresses",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(blockPeer("10.0.2.0/24")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.2.0/24")))))},
 			probes: []probe{
 				allow("y/a", "x/a", TCP, 80),
 				allow("y/c", "x/a", TCP, 80),
@@ -492,7 +493,7 @@ func TestIPBlock(t *testing.T) {
 		},
 		{
 			name:     "IPv6 ipBlock with except",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(blockPeer("fd00::2:0/112", "fd00::2:3/128")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("fd00::2:0/112", "fd00::2:3/128")))))},
 			probes: []probe{
 				allow("y/b@6", "x/a@6", TCP, 80),
 				deny("y/c@6", "x/a@6", TCP, 80),
@@ -501,8 +502,8 @@ func TestIPBlock(t *testing.T) {
 		},
 		{
 			name: "egress ipBlock to addresses outside the cluster",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("203.0.113.0/24", "203.0.113.128/25")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("203.0.113.0/24", "203.0.113.128/25")))))},
 			probes: []probe{
 				allow("x/a", "203.0.113.5", TCP, 443),
 				deny("x/a", "203.0.113.200", TCP, 443),
@@ -511,8 +512,8 @@ func TestIPBlock(t *testing.T) {
 		},
 		{
 			name: "0.0.0.0/0 is every IPv4 address, no IPv6 one",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), types(model.Egress),
-				egress(rule(peers(blockPeer("0.0.0.0/0")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+				fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("0.0.0.0/0")))))},
 			probes: []probe{
 				allow("x/a", "198.51.100.1", TCP, 443),
 				allow("x/a", "y/b", TCP, 80),
@@ -524,9 +525,9 @@ func TestIPBlock(t *testing.T) {
 }
 
 func TestBothEnds(t *testing.T) {
-	egressTo := newPolicy("x/egress", sel("pod=a"), types(model.Egress), egress(rule(peers(nsPeer("team=y")))))
-	denyY := newPolicy("y/deny", sel("pod=a"))
-	allowY := newPolicy("y/allow", sel("pod=a"), ingress(rule(peers(nsPodPeer("team=x", "pod=a")))))
+	egressTo := fixture.Policy("x/egress", fixture.Sel("pod=a"), fixture.Types(model.Egress), fixture.Egress(fixture.Rule(fixture.Peers(fixture.NsPeer("team=y")))))
+	denyY := fixture.Policy("y/deny", fixture.Sel("pod=a"))
+	allowY := fixture.Policy("y/allow", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.NsPodPeer("team=x", "pod=a")))))
 	runSemCases(t, []semCase{
 		{
 			name:     "source egress allows, destination ingress denies",
@@ -566,7 +567,7 @@ func TestBothEnds(t *testing.T) {
 }
 
 func TestNodeTraffic(t *testing.T) {
-	isolateX := newPolicy("x/deny", sel(""), types(model.Ingress, model.Egress))
+	isolateX := fixture.Policy("x/deny", fixture.Sel(""), fixture.Types(model.Ingress, model.Egress))
 	runSemCases(t, []semCase{
 		{
 			name:     "a node reaches its own pods whatever the policy",
@@ -587,7 +588,7 @@ func TestNodeTraffic(t *testing.T) {
 		},
 		{
 			name:     "a remote node's address can be allowed by ipBlock",
-			policies: []*model.Policy{newPolicy("x/p", sel(""), ingress(rule(peers(blockPeer("192.168.0.0/24")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel(""), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("192.168.0.0/24")))))},
 			probes: []probe{
 				allow("192.168.0.2", "x/a", TCP, 80),
 				deny("fd01::2", "x/a@6", TCP, 80),
@@ -613,8 +614,8 @@ func TestNodeTraffic(t *testing.T) {
 		},
 		{
 			name: "a host-network pod is no pod peer",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=c"),
-				ingress(rule(peers(podPeer(""), nsPeer("")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=c"),
+				fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer(""), fixture.NsPeer("")))))},
 			probes: []probe{
 				deny("x/host", "x/c", TCP, 80),
 				allow("x/a", "x/c", TCP, 80),
@@ -635,7 +636,7 @@ func TestLoopback(t *testing.T) {
 	runSemCases(t, []semCase{
 		{
 			name:     "a pod reaches itself when isolated both ways",
-			policies: []*model.Policy{newPolicy("x/p", sel(""), types(model.Ingress, model.Egress))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel(""), fixture.Types(model.Ingress, model.Egress))},
 			probes: []probe{
 				allow("x/a", "x/a", TCP, 80),
 				allow("x/a@6", "x/a@6", UDP, 53),
@@ -645,7 +646,7 @@ func TestLoopback(t *testing.T) {
 		},
 	})
 	c := baseCluster()
-	c.Policies[model.Key{Namespace: "x", Name: "p"}] = newPolicy("x/p", sel(""), types(model.Ingress, model.Egress))
+	c.Policies[model.Key{Namespace: "x", Name: "p"}] = fixture.Policy("x/p", fixture.Sel(""), fixture.Types(model.Ingress, model.Egress))
 	e := engine.FromCluster(c)
 	if v := e.Explain(engine.Conn{From: endpoint(t, e, "x/a"), To: endpoint(t, e, "x/a"), Protocol: TCP, Port: 80}); v.Shortcut != "loopback" {
 		t.Errorf("Explain(x/a -> x/a).Shortcut = %q, want loopback", v.Shortcut)
@@ -654,14 +655,14 @@ func TestLoopback(t *testing.T) {
 
 func TestDualStack(t *testing.T) {
 	sixOnly := func(c *model.Cluster) {
-		p := newPod("x/six", "pod=six", []string{"fd00::1:99"}, cport("http", TCP, 80))
+		p := fixture.Pod("x/six", "pod=six", []string{"fd00::1:99"}, fixture.CPort("http", TCP, 80))
 		c.Pods[p.Key()] = p
 	}
 	runSemCases(t, []semCase{
 		{
 			name:     "selectors cover both families",
 			cluster:  sixOnly,
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(rule(peers(podPeer("pod=six"), podPeer("pod=b")))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=six"), fixture.PodPeer("pod=b")))))},
 			probes: []probe{
 				allow("x/six@6", "x/a@6", TCP, 80),
 				allow("x/b@6", "x/a@6", TCP, 80),
@@ -672,7 +673,7 @@ func TestDualStack(t *testing.T) {
 		{
 			name:     "IPv6-only pod isolated, named port resolved",
 			cluster:  sixOnly,
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=six"), ingress(rule(nil, namedPort(TCP, "http"))))},
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=six"), fixture.Ingress(fixture.Rule(nil, fixture.NamedPort(TCP, "http"))))},
 			probes: []probe{
 				allow("2001:db8::1", "x/six@6", TCP, 80),
 				deny("2001:db8::1", "x/six@6", TCP, 81),
@@ -683,9 +684,9 @@ func TestDualStack(t *testing.T) {
 }
 
 func TestAdditivePolicies(t *testing.T) {
-	p1 := newPolicy("x/p1", sel("pod=a"), ingress(rule(peers(podPeer("pod=b")), port(TCP, 80))))
-	p2 := newPolicy("x/p2", sel("pod=a"), ingress(rule(peers(podPeer("pod=c")), port(TCP, 81))))
-	denyAll := newPolicy("x/a-deny", sel("pod=a"))
+	p1 := fixture.Policy("x/p1", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b")), fixture.Port(TCP, 80))))
+	p2 := fixture.Policy("x/p2", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=c")), fixture.Port(TCP, 81))))
+	denyAll := fixture.Policy("x/a-deny", fixture.Sel("pod=a"))
 	runSemCases(t, []semCase{
 		{
 			name:     "two policies allow the union",
@@ -707,9 +708,9 @@ func TestAdditivePolicies(t *testing.T) {
 		},
 		{
 			name: "rules within a policy are ORed, first match reported",
-			policies: []*model.Policy{newPolicy("x/p", sel("pod=a"), ingress(
-				rule(peers(podPeer("pod=b")), port(TCP, 80)),
-				rule(peers(podPeer("pod=b"))),
+			policies: []*model.Policy{fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(
+				fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b")), fixture.Port(TCP, 80)),
+				fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b"))),
 			))},
 			probes: []probe{
 				allow("x/b", "x/a", TCP, 80).byRule("x/p", model.Ingress, 0),
@@ -722,9 +723,9 @@ func TestAdditivePolicies(t *testing.T) {
 func TestExplainMisses(t *testing.T) {
 	c := baseCluster()
 	for _, p := range []*model.Policy{
-		newPolicy("x/p", sel("pod=c"), ingress(
-			rule(peers(podPeer("pod=b")), port(TCP, 80)),
-			rule(peers(nsPeer("team=y")), namedPort(TCP, "http")),
+		fixture.Policy("x/p", fixture.Sel("pod=c"), fixture.Ingress(
+			fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b")), fixture.Port(TCP, 80)),
+			fixture.Rule(fixture.Peers(fixture.NsPeer("team=y")), fixture.NamedPort(TCP, "http")),
 		)),
 	} {
 		c.Policies[p.Key()] = p
@@ -823,7 +824,7 @@ func relabel(key, lbls string) func(*engine.Engine, *model.Cluster) {
 	return func(e *engine.Engine, c *model.Cluster) {
 		k, _ := model.ParseKey(key, "")
 		p := *c.Pods[k]
-		p.Labels = labels(lbls)
+		p.Labels = fixture.Labels(lbls)
 		c.Pods[k] = &p
 		e.UpsertPod(&p)
 	}
@@ -831,7 +832,7 @@ func relabel(key, lbls string) func(*engine.Engine, *model.Cluster) {
 
 func relabelNS(name, lbls string) func(*engine.Engine, *model.Cluster) {
 	return func(e *engine.Engine, c *model.Cluster) {
-		ns := newNamespace(name, lbls)
+		ns := fixture.Namespace(name, lbls)
 		c.Namespaces[name] = ns
 		e.UpsertNamespace(ns)
 	}
@@ -846,9 +847,9 @@ func upsertPolicy(p *model.Policy) func(*engine.Engine, *model.Cluster) {
 
 func TestIncrementalPodLabels(t *testing.T) {
 	runSteps(t, []*model.Policy{
-		newPolicy("x/deny-b", sel("pod=b")),
-		newPolicy("x/from-b", sel("pod=a"), ingress(rule(peers(podPeer("pod=b"))))),
-		newPolicy("y/other", sel("pod=a")),
+		fixture.Policy("x/deny-b", fixture.Sel("pod=b")),
+		fixture.Policy("x/from-b", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b"))))),
+		fixture.Policy("y/other", fixture.Sel("pod=a")),
 	}, []step{
 		{
 			name:      "x/c relabelled pod=b: becomes isolated and a peer",
@@ -894,8 +895,8 @@ func TestIncrementalPodLabels(t *testing.T) {
 
 func TestIncrementalNamespaceLabels(t *testing.T) {
 	runSteps(t, []*model.Policy{
-		newPolicy("x/from-y", sel("pod=a"), ingress(rule(peers(nsPeer("team=y"))))),
-		newPolicy("x/from-b", sel("pod=b"), ingress(rule(peers(podPeer("pod=c"))))),
+		fixture.Policy("x/from-y", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.NsPeer("team=y"))))),
+		fixture.Policy("x/from-b", fixture.Sel("pod=b"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=c"))))),
 	}, []step{
 		{
 			name:      "z relabelled team=y joins the peer",
@@ -924,12 +925,12 @@ func TestIncrementalNamespaceLabels(t *testing.T) {
 
 func TestIncrementalPolicies(t *testing.T) {
 	runSteps(t, []*model.Policy{
-		newPolicy("x/p", sel("pod=a"), ingress(rule(peers(podPeer("pod=b"))))),
-		newPolicy("x/q", sel("pod=b")),
+		fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=b"))))),
+		fixture.Policy("x/q", fixture.Sel("pod=b")),
 	}, []step{
 		{
 			name:      "replace changes the rule",
-			apply:     upsertPolicy(newPolicy("x/p", sel("pod=a"), ingress(rule(peers(podPeer("pod=c")), port(TCP, 80))))),
+			apply:     upsertPolicy(fixture.Policy("x/p", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=c")), fixture.Port(TCP, 80))))),
 			changed:   []string{"x/p"},
 			unchanged: []string{"x/q"},
 			probes: []probe{
@@ -940,7 +941,7 @@ func TestIncrementalPolicies(t *testing.T) {
 		},
 		{
 			name:      "replace changes the selection",
-			apply:     upsertPolicy(newPolicy("x/p", sel("pod=c"), ingress(rule(peers(podPeer("pod=c")), port(TCP, 80))))),
+			apply:     upsertPolicy(fixture.Policy("x/p", fixture.Sel("pod=c"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.PodPeer("pod=c")), fixture.Port(TCP, 80))))),
 			changed:   []string{"x/p"},
 			unchanged: []string{"x/q"},
 			probes:    []probe{allow("x/b", "x/a", TCP, 80), deny("x/b", "x/c", TCP, 80)},
@@ -968,15 +969,15 @@ func TestIncrementalPolicies(t *testing.T) {
 
 func TestIncrementalPods(t *testing.T) {
 	runSteps(t, []*model.Policy{
-		newPolicy("x/block", sel("pod=a"), ingress(rule(peers(blockPeer("10.0.2.0/24"))))),
-		newPolicy("x/from-yb", sel("pod=b"), ingress(rule(peers(nsPodPeer("team=y", "pod=b"))))),
-		newPolicy("x/to-http", sel("pod=c"), types(model.Egress), egress(rule(nil, namedPort(TCP, "http")))),
+		fixture.Policy("x/block", fixture.Sel("pod=a"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.2.0/24"))))),
+		fixture.Policy("x/from-yb", fixture.Sel("pod=b"), fixture.Ingress(fixture.Rule(fixture.Peers(fixture.NsPodPeer("team=y", "pod=b"))))),
+		fixture.Policy("x/to-http", fixture.Sel("pod=c"), fixture.Types(model.Egress), fixture.Egress(fixture.Rule(nil, fixture.NamedPort(TCP, "http")))),
 	}, []step{
 		{
 			name: "pod address change moves it out of an ipBlock",
 			apply: func(e *engine.Engine, c *model.Cluster) {
 				p := *c.Pods[model.Key{Namespace: "y", Name: "a"}]
-				p.IPs = []netip.Addr{addr("10.0.9.1"), addr("fd00::9:1")}
+				p.IPs = []netip.Addr{fixture.Addr("10.0.9.1"), fixture.Addr("fd00::9:1")}
 				c.Pods[p.Key()] = &p
 				e.UpsertPod(&p)
 			},
@@ -990,7 +991,7 @@ func TestIncrementalPods(t *testing.T) {
 			name: "a peer pod's address change names the policies it is a peer of",
 			apply: func(e *engine.Engine, c *model.Cluster) {
 				p := *c.Pods[model.Key{Namespace: "y", Name: "b"}]
-				p.IPs = []netip.Addr{addr("10.0.9.2")}
+				p.IPs = []netip.Addr{fixture.Addr("10.0.9.2")}
 				c.Pods[p.Key()] = &p
 				e.UpsertPod(&p)
 			},
@@ -1015,7 +1016,7 @@ func TestIncrementalPods(t *testing.T) {
 		{
 			name: "adding a pod that a policy selects isolates it",
 			apply: func(e *engine.Engine, c *model.Cluster) {
-				p := newPod("x/b2", "pod=b", []string{"10.0.1.22"}, cport("http", TCP, 81))
+				p := fixture.Pod("x/b2", "pod=b", []string{"10.0.1.22"}, fixture.CPort("http", TCP, 81))
 				c.Pods[p.Key()] = p
 				e.UpsertPod(p)
 			},
@@ -1025,7 +1026,7 @@ func TestIncrementalPods(t *testing.T) {
 		{
 			name: "adding a pod whose named port an egress rule without peers resolves",
 			apply: func(e *engine.Engine, c *model.Cluster) {
-				p := newPod("y/new", "pod=new", []string{"10.0.2.50"}, cport("http", TCP, 8443))
+				p := fixture.Pod("y/new", "pod=new", []string{"10.0.2.50"}, fixture.CPort("http", TCP, 8443))
 				c.Pods[p.Key()] = p
 				e.UpsertPod(p)
 			},
@@ -1037,7 +1038,7 @@ func TestIncrementalPods(t *testing.T) {
 			name: "a pod turning host-network leaves every selection",
 			apply: func(e *engine.Engine, c *model.Cluster) {
 				p := *c.Pods[model.Key{Namespace: "x", Name: "b"}]
-				p.HostNetwork, p.IPs = true, []netip.Addr{addr("192.168.0.1")}
+				p.HostNetwork, p.IPs = true, []netip.Addr{fixture.Addr("192.168.0.1")}
 				c.Pods[p.Key()] = &p
 				e.UpsertPod(&p)
 			},
@@ -1050,7 +1051,7 @@ func TestIncrementalPods(t *testing.T) {
 // TestIsolatingHostNetwork pins the accessor the dataplane reads.
 func TestIsolatingHostNetwork(t *testing.T) {
 	c := baseCluster()
-	p := newPolicy("x/all", sel(""), types(model.Ingress, model.Egress))
+	p := fixture.Policy("x/all", fixture.Sel(""), fixture.Types(model.Ingress, model.Egress))
 	c.Policies[p.Key()] = p
 	e := engine.FromCluster(c)
 	for _, d := range []model.Direction{model.Ingress, model.Egress} {
@@ -1076,10 +1077,10 @@ func TestWorkloadReplicas(t *testing.T) {
 		{replicas: 1, want: true}, // one pod: talking to itself
 	} {
 		c := baseCluster()
-		w := newPod("x/web[Deployment]", "app=web", nil)
+		w := fixture.Pod("x/web[Deployment]", "app=web", nil)
 		w.Workload, w.Replicas = "Deployment", tc.replicas
 		c.Pods[w.Key()] = w
-		c.Policies[model.Key{Namespace: "x", Name: "deny"}] = newPolicy("x/deny", sel(""), types(model.Ingress))
+		c.Policies[model.Key{Namespace: "x", Name: "deny"}] = fixture.Policy("x/deny", fixture.Sel(""), fixture.Types(model.Ingress))
 		e := engine.FromCluster(c)
 		ep := engine.Endpoint{Pod: w}
 		conn := engine.Conn{From: ep, To: ep, Protocol: model.TCP, Port: 80}
@@ -1097,9 +1098,9 @@ func TestWorkloadReplicas(t *testing.T) {
 // block, and not for pods elsewhere; one whose rule has no peers changes
 // for every pod.
 func TestNamedByAddrChanges(t *testing.T) {
-	block := newPolicy("x/block", sel("pod=a"), types(model.Egress),
-		egress(rule(peers(blockPeer("10.0.2.0/24")), namedPort(TCP, "http"))))
-	anyPeer := newPolicy("x/any", sel("pod=a"), types(model.Egress), egress(rule(nil, namedPort(TCP, "http"))))
+	block := fixture.Policy("x/block", fixture.Sel("pod=a"), fixture.Types(model.Egress),
+		fixture.Egress(fixture.Rule(fixture.Peers(fixture.BlockPeer("10.0.2.0/24")), fixture.NamedPort(TCP, "http"))))
+	anyPeer := fixture.Policy("x/any", fixture.Sel("pod=a"), fixture.Types(model.Egress), fixture.Egress(fixture.Rule(nil, fixture.NamedPort(TCP, "http"))))
 	for _, tc := range []struct {
 		name string
 		ip   string
@@ -1112,7 +1113,7 @@ func TestNamedByAddrChanges(t *testing.T) {
 		c.Policies[block.Key()], c.Policies[anyPeer.Key()] = block, anyPeer
 		e := engine.FromCluster(c)
 		e.TakeChanges()
-		p := newPod("y/new", "pod=new", []string{tc.ip}, cport("http", TCP, 80))
+		p := fixture.Pod("y/new", "pod=new", []string{tc.ip}, fixture.CPort("http", TCP, 80))
 		for _, step := range []func(){func() { e.UpsertPod(p) }, func() { e.DeletePod(p.Key()) }} {
 			step()
 			var got []string

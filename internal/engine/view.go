@@ -86,8 +86,8 @@ func (e *Engine) NamedTargets(r *Rule, selected []*model.Pod) []AddrPort {
 // scheduled there, with addresses, not on the host network. Sorted.
 func (e *Engine) PodsOnNode(node string) []*model.Pod {
 	var out []*model.Pod
-	for _, p := range e.pods {
-		if p.Node == node && !p.HostNetwork && len(p.IPs) > 0 {
+	for _, p := range e.podsByNode[node] {
+		if !p.HostNetwork && len(p.IPs) > 0 {
 			out = append(out, p)
 		}
 	}
@@ -146,3 +146,7 @@ func (e *Engine) PeerMembers(r *Rule) [][]*model.Pod {
 	}
 	return out
 }
+
+// NamespaceLabels returns the labels namespace selectors see for name:
+// a namespace the input never declared still has its name label.
+func (e *Engine) NamespaceLabels(name string) map[string]string { return e.nsLabels(name) }

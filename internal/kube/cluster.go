@@ -19,10 +19,11 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
-	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // DefaultPageSize is how many objects one list request of ReadCluster
@@ -65,8 +66,10 @@ type ClusterSource struct {
 }
 
 // ReadCluster lists the cluster's Pods, Namespaces, Services,
-// NetworkPolicies and Nodes into a model.Cluster, validated as manifests
-// are, and returns the context's namespace ("default" when it names none).
+// NetworkPolicies, Nodes and cluster-wide policies (those of the kinds
+// whose CRDs are installed; ClusterNetworkPolicy as v1alpha2 where served,
+// else v1beta1) into a model.Cluster, validated as manifests are, and
+// returns the context's namespace ("default" when it names none).
 //
 // Every object goes through the conversion the agent uses (podEvent,
 // namespaceEvent, policyEvent, nodeEvent; apiconv.Service for Services,
@@ -125,7 +128,7 @@ func ReadCluster(ctx context.Context, src ClusterSource) (*model.Cluster, string
 	if err != nil {
 		return nil, "", listErr("pods", err)
 	}
-	var live []agent.Event
+	var live []source.Event
 	for _, ev := range pods {
 		if ev.Delete { // finished: the agent deletes it too
 			continue
@@ -176,6 +179,32 @@ func ReadCluster(ctx context.Context, src ClusterSource) (*model.Cluster, string
 		note(ev.Err)
 		if ev.Node != nil {
 			c.Nodes[ev.Node.Name] = ev.Node
+		}
+	}
+
+	// Cluster-wide policies, of the kinds whose CRDs are installed.
+	pc, err := npaclient.NewForConfig(PolicyConfig(cfg))
+	if err != nil {
+		return nil, "", kubeconfigErrorf("kubeconfig %s, context %s: %w", src.Kubeconfig, ctxName, err)
+	}
+	served, err := servedClusterAPIs(ctx, cs.Discovery())
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", where, err)
+	}
+	for _, vs := range served {
+		if len(vs) == 0 {
+			continue // not installed: there are none
+		}
+		evs, err := vs[0].list(ctx, pc, size)
+		if err != nil {
+			return nil, "", listErr(vs[0].resource+"."+vs[0].groupVersion(), err)
+		}
+		for _, ev := range evs {
+			if ev.Err != nil { // ev.ClusterPolicy is the agent's placeholder
+				note(ev.Err)
+				continue
+			}
+			c.ClusterPolicies[ev.ClusterKey] = ev.ClusterPolicy
 		}
 	}
 
@@ -288,11 +317,11 @@ func serviceResult(s *corev1.Service) serviceInfo {
 // briefly show it (an address reused while the old pod's status lags, or
 // a pod being deleted), and one such moment must not make the whole
 // cluster unreadable. The address goes to the pod the agent enforces it
-// for (agent.Claim.Beats: not being deleted, else newer, else later in
+// for (source.Claim.Beats: not being deleted, else newer, else later in
 // name order). The other pod is kept without that address, and warn says
 // so. Host-network pods share their node's address and are left alone,
 // as in manifest.Cluster.
-func ownAddresses(pods []agent.Event, warn func(string)) []*model.Pod {
+func ownAddresses(pods []source.Event, warn func(string)) []*model.Pod {
 	sort.SliceStable(pods, func(i, j int) bool { return pods[i].Key.Less(pods[j].Key) })
 	owner := map[netip.Addr]int{}
 	lose := map[int][]netip.Addr{} // pod index -> addresses it does not own

@@ -5,9 +5,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // ConvertPolicy converts a NetworkPolicy through apiconv. When apiconv
@@ -50,8 +50,8 @@ func ConvertPolicy(np *networkingv1.NetworkPolicy) (*model.Policy, error) {
 
 // podEvent converts a pod. A pod that has terminated (phase Succeeded or
 // Failed) is a delete: its IPs go back to the pool.
-func podEvent(p *corev1.Pod) agent.Event {
-	ev := agent.Event{Kind: agent.KindPod, Key: model.Key{Namespace: p.Namespace, Name: p.Name}}
+func podEvent(p *corev1.Pod) source.Event {
+	ev := source.Event{Kind: source.KindPod, Key: model.Key{Namespace: p.Namespace, Name: p.Name}}
 	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 		ev.Delete = true
 		return ev
@@ -65,8 +65,8 @@ func podEvent(p *corev1.Pod) agent.Event {
 	return ev
 }
 
-func namespaceEvent(n *corev1.Namespace) agent.Event {
-	ev := agent.Event{Kind: agent.KindNamespace, Key: model.Key{Name: n.Name}}
+func namespaceEvent(n *corev1.Namespace) source.Event {
+	ev := source.Event{Kind: source.KindNamespace, Key: model.Key{Name: n.Name}}
 	ev.Namespace, ev.Err = apiconv.Namespace(n)
 	return ev
 }
@@ -74,8 +74,8 @@ func namespaceEvent(n *corev1.Namespace) agent.Event {
 // policyEvent converts a policy. Of its metadata only the name counts: a
 // policy's own labels play no part in enforcement, so an invalid one
 // cannot make the policy fail closed.
-func policyEvent(np *networkingv1.NetworkPolicy) agent.Event {
-	ev := agent.Event{Kind: agent.KindPolicy, Key: model.Key{Namespace: np.Namespace, Name: np.Name}}
+func policyEvent(np *networkingv1.NetworkPolicy) source.Event {
+	ev := source.Event{Kind: source.KindPolicy, Key: model.Key{Namespace: np.Namespace, Name: np.Name}}
 	ev.Policy, ev.Err = ConvertPolicy(&networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: np.Namespace, Name: np.Name},
 		Spec:       np.Spec,
@@ -83,8 +83,8 @@ func policyEvent(np *networkingv1.NetworkPolicy) agent.Event {
 	return ev
 }
 
-func nodeEvent(n *corev1.Node) agent.Event {
-	ev := agent.Event{Kind: agent.KindNode, Key: model.Key{Name: n.Name}}
+func nodeEvent(n *corev1.Node) source.Event {
+	ev := source.Event{Kind: source.KindNode, Key: model.Key{Name: n.Name}}
 	ev.Node, ev.Err = apiconv.Node(n)
 	return ev
 }

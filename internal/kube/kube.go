@@ -1,12 +1,25 @@
-// Package kube connects the agent to the Kubernetes API: client
-// configuration, and a Source of cluster state built on client-go shared
-// informers (Pods, Namespaces, NetworkPolicies, and the agent's own Node)
-// whose transforms keep only what apiconv reads. Every object goes
-// through apiconv on its way to the agent; a NetworkPolicy apiconv
-// rejects becomes a fail-closed placeholder (ConvertPolicy).
+// Package kube is palisade's client of the Kubernetes API. Config and
+// NewClient make clients from a kubeconfig or the in-cluster service
+// account; with them kube reads and writes:
 //
-// kube is the only package that imports client-go. It imports agent (for
-// Event and Source), apiconv and model; nothing imports kube but the CLI.
+//   - a Source of cluster state for the agent, built on client-go shared
+//     informers (Pods, Namespaces, NetworkPolicies, Nodes, and the
+//     cluster-wide policies of policy.networking.k8s.io whose CRDs are
+//     installed) whose transforms keep only what apiconv reads;
+//   - ReadCluster, one listing of a whole cluster, for check, explain and
+//     matrix --kubeconfig;
+//   - Apply, Delete and WaitPodsRunning, which send the objects of
+//     manifests to the API server (server-side apply, printing what
+//     kubectl prints), for the lab's kubelet mode and the demo.
+//
+// Every object read goes through apiconv on its way in; a NetworkPolicy
+// or cluster policy apiconv rejects becomes a fail-closed placeholder
+// (ConvertPolicy, and placeholder in clusterpolicy.go).
+//
+// kube imports apiconv, manifest, model and source (the contract with the
+// agent), never the agent or the dataplane; the CLI and the lab's object
+// store import it. The lab, which plays the kubelet, has client-go code
+// of its own.
 package kube
 
 import (
@@ -16,12 +29,13 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
@@ -29,8 +43,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+	npaclient "sigs.k8s.io/network-policy-api/pkg/client/clientset/versioned"
 
-	"github.com/palisade-net/palisade/internal/agent"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // Config returns the client configuration from the kubeconfig file, or
@@ -67,10 +82,21 @@ func RouteKlog(log *slog.Logger) {
 
 // SourceOptions configure a Source.
 type SourceOptions struct {
-	// NodeName is the agent's node: the only Node watched (for its
-	// addresses: traffic from a node to its own pods is always allowed).
+	// NodeName is the agent's node, whose pods it enforces for. Every
+	// Node is watched: the agent's own for its addresses (traffic from a
+	// node to its own pods is always allowed) and pod CIDRs, all of them
+	// for the addresses and labels that cluster policies' nodes peers
+	// select.
 	NodeName string
-	Logger   *slog.Logger
+	// Policies is the client of the cluster-wide policies
+	// (policy.networking.k8s.io); when nil, the one a client made by
+	// NewClient carries. With neither, they are not watched (logged, and
+	// reported by Unserved).
+	Policies npaclient.Interface
+	// CRDRecheck is how often discovery is asked again which cluster
+	// policy kinds are served; 30 s when zero.
+	CRDRecheck time.Duration
+	Logger     *slog.Logger
 	// UnhealthyAfter is how long a watch may fail before Healthy reports
 	// it; 10 s when zero.
 	UnhealthyAfter time.Duration
@@ -79,7 +105,7 @@ type SourceOptions struct {
 }
 
 // Source is the cluster state of a Kubernetes API server, as an
-// agent.Source.
+// source.Source.
 type Source struct {
 	client kubernetes.Interface
 	opts   SourceOptions
@@ -87,6 +113,8 @@ type Source struct {
 
 	mu      sync.Mutex
 	failing map[string]failure // by resource
+
+	cluster atomic.Pointer[clusterWatch] // set by Run when it has a policy client
 }
 
 type failure struct {
@@ -105,6 +133,12 @@ func NewSource(client kubernetes.Interface, opts SourceOptions) *Source {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CRDRecheck == 0 {
+		opts.CRDRecheck = 30 * time.Second
+	}
+	if c, ok := client.(*Client); ok && opts.Policies == nil {
+		opts.Policies = c.Policies
+	}
 	return &Source{client: client, opts: opts, log: opts.Logger, failing: map[string]failure{}}
 }
 
@@ -117,37 +151,35 @@ type informer struct {
 // Run starts the informers, pushes every event, calls synced once every
 // handler has received the initial listing, and returns nil when ctx
 // ends (after the informers have stopped).
-func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func()) error {
+func (s *Source) Run(ctx context.Context, push func(source.Event), synced func()) error {
 	cs := s.client
 	infs := []informer{
-		s.newInformer("pods", &corev1.Pod{},
+		s.newInformer("pods", &corev1.Pod{}, cs,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return cs.CoreV1().Pods("").List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return cs.CoreV1().Pods("").Watch(ctx, o)
 			}),
-		s.newInformer("namespaces", &corev1.Namespace{},
+		s.newInformer("namespaces", &corev1.Namespace{}, cs,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return cs.CoreV1().Namespaces().List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return cs.CoreV1().Namespaces().Watch(ctx, o)
 			}),
-		s.newInformer("networkpolicies", &networkingv1.NetworkPolicy{},
+		s.newInformer("networkpolicies", &networkingv1.NetworkPolicy{}, cs,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return cs.NetworkingV1().NetworkPolicies("").List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return cs.NetworkingV1().NetworkPolicies("").Watch(ctx, o)
 			}),
-		s.newInformer("nodes", &corev1.Node{},
+		s.newInformer("nodes", &corev1.Node{}, cs,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				o.FieldSelector = s.nodeSelector()
 				return cs.CoreV1().Nodes().List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				o.FieldSelector = s.nodeSelector()
 				return cs.CoreV1().Nodes().Watch(ctx, o)
 			}),
 	}
@@ -155,13 +187,7 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 	h := handler(s, push)
 	var hasSynced []cache.InformerSynced
 	for i, in := range infs {
-		if err := in.inf.SetTransform(transforms[i]); err != nil {
-			return err
-		}
-		name := in.name
-		if err := in.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-			s.watchFailed(name, err)
-		}); err != nil {
+		if err := s.setup(in, transforms[i]); err != nil {
 			return err
 		}
 		reg, err := in.inf.AddEventHandler(h)
@@ -179,6 +205,23 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 		}()
 	}
 	defer wg.Wait()
+	if s.opts.Policies == nil {
+		s.log.Warn("no client for cluster policies (policy.networking.k8s.io): AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy are not watched")
+	} else {
+		cw := &clusterWatch{s: s, pc: s.opts.Policies, h: h, push: push, running: make([]*runningKind, len(clusterKinds)), missing: make([]int, len(clusterKinds))}
+		defer cw.wg.Wait()
+		synced, err := cw.discoverFirst(ctx)
+		if err != nil {
+			return nil // ctx ended
+		}
+		s.cluster.Store(cw)
+		hasSynced = append(hasSynced, synced...)
+		cw.wg.Add(1)
+		go func() {
+			defer cw.wg.Done()
+			cw.recheck(ctx)
+		}()
+	}
 	s.log.Info("informers started; waiting for the initial listing", "node", s.opts.NodeName)
 	if !cache.WaitForCacheSync(ctx.Done(), hasSynced...) {
 		return nil // ctx ended
@@ -189,35 +232,87 @@ func (s *Source) Run(ctx context.Context, push func(agent.Event), synced func())
 	return nil
 }
 
-func (s *Source) nodeSelector() string {
-	return fields.OneTermEqualSelector("metadata.name", s.opts.NodeName).String()
+// setup sets the transform of in and reports its watch errors to the
+// source's health.
+func (s *Source) setup(in informer, tr cache.TransformFunc) error {
+	if err := in.inf.SetTransform(tr); err != nil {
+		return err
+	}
+	name := in.name
+	return in.inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		s.watchFailed(name, err)
+	})
 }
 
 // newInformer builds an informer whose list and watch calls report their
 // success to the source's health (the watch error handler reports the
-// failures).
-func (s *Source) newInformer(name string, example runtime.Object,
+// failures). client is the clientset the calls go through.
+func (s *Source) newInformer(name string, example runtime.Object, client any,
 	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
 	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
 ) informer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			obj, err := list(ctx, o)
-			s.report(name, err)
-			return obj, err
+			return untilReachable(ctx, s, name, func(ctx context.Context) (runtime.Object, error) { return list(ctx, o) })
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			w, err := watchFn(ctx, o)
-			s.report(name, err)
-			return w, err
+			return untilReachable(ctx, s, name, func(ctx context.Context) (watch.Interface, error) { return watchFn(ctx, o) })
 		},
 	}
 	inf := cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, s.client),
+		cache.ToListWatcherWithWatchListSemantics(lw, client),
 		example,
 		cache.SharedIndexInformerOptions{ObjectDescription: name},
 	)
 	return informer{name: name, inf: inf}
+}
+
+// Retries of a list or watch call while the API server is unreachable:
+// from reachMin, doubling, to reachMax.
+const (
+	reachMin = 100 * time.Millisecond
+	reachMax = time.Second
+)
+
+// untilReachable makes the list or watch call fn, and makes it again
+// while it fails because the API server cannot be reached (unreachable),
+// at most reachMax apart, until it gets an answer or ctx ends. It reports
+// every outcome to the source's health.
+//
+// The reflector would retry too, but with a jittered exponential backoff
+// that reaches 30 to 60 s during an outage of a minute or more, and that
+// client-go's shared informers do not let us configure: the agent would
+// stay blind that long after the API server returns. The reflector sees
+// only the answers (errors of the API server included, such as 410 Gone,
+// which it must handle by listing again).
+func untilReachable[T any](ctx context.Context, s *Source, name string, fn func(context.Context) (T, error)) (T, error) {
+	delay := reachMin
+	for {
+		v, err := fn(ctx)
+		s.report(name, err)
+		if err == nil || !unreachable(err) || ctx.Err() != nil {
+			return v, err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, err
+		case <-t.C:
+		}
+		delay = min(2*delay, reachMax)
+	}
+}
+
+// unreachable reports whether err says the API server did not answer (a
+// connection refused or reset, a timeout, a TLS failure: no API status)
+// or answered that it cannot serve yet (503, as while it starts).
+func unreachable(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) {
+		return true
+	}
+	return apierrors.IsServiceUnavailable(err)
 }
 
 // report records the outcome of a list or watch call.
@@ -273,7 +368,7 @@ func (s *Source) Healthy() error {
 
 // handler turns informer notifications (of entries, see transform) into
 // agent events, leaving out updates that change nothing the engine reads.
-func handler(s *Source, push func(agent.Event)) cache.ResourceEventHandler {
+func handler(s *Source, push func(source.Event)) cache.ResourceEventHandler {
 	upsert := func(obj any) {
 		e, ok := obj.(*entry)
 		if !ok {
@@ -302,17 +397,41 @@ func handler(s *Source, push func(agent.Event)) cache.ResourceEventHandler {
 			if !ok {
 				return
 			}
-			push(agent.Event{Kind: e.ev.Kind, Key: e.ev.Key, Delete: true, Received: received})
+			push(source.Event{Kind: e.ev.Kind, Key: e.ev.Key, ClusterKey: e.ev.ClusterKey, Delete: true, Received: received})
 		},
 	}
 }
 
+// Client is the clientset NewClient returns: the core API's, carrying
+// the client of the cluster-wide policies for NewSource.
+type Client struct {
+	*kubernetes.Clientset
+	Policies npaclient.Interface
+}
+
 // NewClient returns a clientset for the kubeconfig file, or the in-cluster
-// configuration when kubeconfig is "" (see Config).
+// configuration when kubeconfig is "" (see Config). It is a *Client.
 func NewClient(kubeconfig, userAgent string) (kubernetes.Interface, error) {
 	cfg, err := Config(kubeconfig, userAgent)
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(cfg)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	pc, err := npaclient.NewForConfig(PolicyConfig(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return &Client{Clientset: cs, Policies: pc}, nil
+}
+
+// PolicyConfig returns cfg for the cluster policies' client: custom
+// resources are served as JSON only.
+func PolicyConfig(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.ContentType = runtime.ContentTypeJSON
+	c.AcceptContentTypes = runtime.ContentTypeJSON
+	return c
 }

@@ -13,27 +13,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // recorder collects the events a Source pushes.
 type recorder struct {
 	mu     sync.Mutex
-	evs    []agent.Event
+	evs    []source.Event
 	synced chan struct{}
 }
 
 func newRecorder() *recorder { return &recorder{synced: make(chan struct{})} }
 
-func (r *recorder) push(ev agent.Event) {
+func (r *recorder) push(ev source.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.evs = append(r.evs, ev)
 }
 
-func (r *recorder) take() []agent.Event {
+func (r *recorder) take() []source.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.evs
@@ -43,9 +43,9 @@ func (r *recorder) take() []agent.Event {
 
 // waitFor waits until an event satisfying ok arrives, and returns it and
 // every event before it.
-func (r *recorder) waitFor(t *testing.T, what string, ok func(agent.Event) bool) (agent.Event, []agent.Event) {
+func (r *recorder) waitFor(t *testing.T, what string, ok func(source.Event) bool) (source.Event, []source.Event) {
 	t.Helper()
-	var seen []agent.Event
+	var seen []source.Event
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, ev := range r.take() {
@@ -57,7 +57,7 @@ func (r *recorder) waitFor(t *testing.T, what string, ok func(agent.Event) bool)
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("no event %s; saw %+v", what, seen)
-	return agent.Event{}, nil
+	return source.Event{}, nil
 }
 
 func startSource(t *testing.T, cs *fake.Clientset, node string) (*Source, *recorder) {
@@ -75,8 +75,8 @@ func startSource(t *testing.T, cs *fake.Clientset, node string) (*Source, *recor
 	return src, r
 }
 
-func is(kind agent.Kind, key model.Key, del bool) func(agent.Event) bool {
-	return func(ev agent.Event) bool { return ev.Kind == kind && ev.Key == key && ev.Delete == del }
+func is(kind source.Kind, key model.Key, del bool) func(source.Event) bool {
+	return func(ev source.Event) bool { return ev.Kind == kind && ev.Key == key && ev.Delete == del }
 }
 
 // Every kind flows from the API (a fake clientset here) into events:
@@ -93,7 +93,7 @@ func TestSourceEvents(t *testing.T) {
 	src, r := startSource(t, cs, "node-1")
 	// The initial listing came before synced.
 	initial := r.take()
-	kinds := map[agent.Kind]agent.Event{}
+	kinds := map[source.Kind]source.Event{}
 	for _, ev := range initial {
 		kinds[ev.Kind] = ev
 		if ev.Err != nil || ev.Delete || ev.Received.IsZero() {
@@ -103,16 +103,16 @@ func TestSourceEvents(t *testing.T) {
 	if len(initial) != 4 || len(kinds) != 4 {
 		t.Fatalf("initial events: %+v", initial)
 	}
-	if p := kinds[agent.KindPod].Pod; p == nil || p.Key() != (model.Key{Namespace: "shop", Name: "web-1"}) || p.Node != "node-1" || len(p.IPs) != 2 || p.Labels["app"] != "web" {
-		t.Errorf("pod event: %+v", kinds[agent.KindPod].Pod)
+	if p := kinds[source.KindPod].Pod; p == nil || p.Key() != (model.Key{Namespace: "shop", Name: "web-1"}) || p.Node != "node-1" || len(p.IPs) != 2 || p.Labels["app"] != "web" {
+		t.Errorf("pod event: %+v", kinds[source.KindPod].Pod)
 	}
-	if n := kinds[agent.KindNamespace].Namespace; n == nil || n.Labels["team"] != "a" || n.Labels[model.NamespaceNameLabel] != "shop" {
+	if n := kinds[source.KindNamespace].Namespace; n == nil || n.Labels["team"] != "a" || n.Labels[model.NamespaceNameLabel] != "shop" {
 		t.Errorf("namespace event: %+v", n)
 	}
-	if n := kinds[agent.KindNode].Node; n == nil || len(n.IPs) != 1 {
+	if n := kinds[source.KindNode].Node; n == nil || len(n.IPs) != 1 {
 		t.Errorf("node event: %+v", n)
 	}
-	if p := kinds[agent.KindPolicy].Policy; p == nil || !p.Ingress || !p.Egress || len(p.IngressRules) != 1 {
+	if p := kinds[source.KindPolicy].Policy; p == nil || !p.Ingress || !p.Egress || len(p.IngressRules) != 1 {
 		t.Errorf("policy event: %+v", p)
 	}
 	if err := src.Healthy(); err != nil {
@@ -133,7 +133,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Update(ctx, p3, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, before := r.waitFor(t, "pod relabel", is(agent.KindPod, podKey, false))
+	ev, before := r.waitFor(t, "pod relabel", is(source.KindPod, podKey, false))
 	if ev.Pod.Labels["app"] != "api" || len(before) != 1 {
 		t.Errorf("want one event, the relabel; got %+v", before)
 	}
@@ -144,7 +144,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").UpdateStatus(ctx, p4, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "terminated pod delete", is(agent.KindPod, podKey, true))
+	r.waitFor(t, "terminated pod delete", is(source.KindPod, podKey, true))
 
 	// A pod the API cannot have (bad IP) is an event with Err.
 	bad := fullPod()
@@ -154,7 +154,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Create(ctx, bad, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ = r.waitFor(t, "rejected pod", is(agent.KindPod, model.Key{Namespace: "shop", Name: "bad"}, false))
+	ev, _ = r.waitFor(t, "rejected pod", is(source.KindPod, model.Key{Namespace: "shop", Name: "bad"}, false))
 	if ev.Err == nil || ev.Pod != nil {
 		t.Errorf("rejected pod event: %+v", ev)
 	}
@@ -165,7 +165,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.CoreV1().Namespaces().Update(ctx, ns2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, _ = r.waitFor(t, "namespace relabel", is(agent.KindNamespace, model.Key{Name: "shop"}, false))
+	ev, _ = r.waitFor(t, "namespace relabel", is(source.KindNamespace, model.Key{Name: "shop"}, false))
 	if ev.Namespace.Labels["team"] != "b" {
 		t.Errorf("namespace event: %+v", ev.Namespace)
 	}
@@ -182,7 +182,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.NetworkingV1().NetworkPolicies("shop").Update(ctx, pol2, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, before = r.waitFor(t, "rejected policy", is(agent.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, false))
+	ev, before = r.waitFor(t, "rejected policy", is(source.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, false))
 	if len(before) != 1 {
 		t.Errorf("an annotation-only policy update made an event: %+v", before)
 	}
@@ -201,7 +201,7 @@ func TestSourceEvents(t *testing.T) {
 	if _, err := cs.CoreV1().Nodes().UpdateStatus(ctx, n3, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	ev, before = r.waitFor(t, "node address", is(agent.KindNode, model.Key{Name: "node-1"}, false))
+	ev, before = r.waitFor(t, "node address", is(source.KindNode, model.Key{Name: "node-1"}, false))
 	if len(ev.Node.IPs) != 2 || len(before) != 1 {
 		t.Errorf("node events: %+v", before)
 	}
@@ -210,19 +210,19 @@ func TestSourceEvents(t *testing.T) {
 	if err := cs.NetworkingV1().NetworkPolicies("shop").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "policy delete", is(agent.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, true))
+	r.waitFor(t, "policy delete", is(source.KindPolicy, model.Key{Namespace: "shop", Name: "web"}, true))
 	if err := cs.CoreV1().Pods("shop").Delete(ctx, "bad", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "pod delete", is(agent.KindPod, model.Key{Namespace: "shop", Name: "bad"}, true))
+	r.waitFor(t, "pod delete", is(source.KindPod, model.Key{Namespace: "shop", Name: "bad"}, true))
 	if err := cs.CoreV1().Namespaces().Delete(ctx, "shop", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "namespace delete", is(agent.KindNamespace, model.Key{Name: "shop"}, true))
+	r.waitFor(t, "namespace delete", is(source.KindNamespace, model.Key{Name: "shop"}, true))
 	if err := cs.CoreV1().Nodes().Delete(ctx, "node-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r.waitFor(t, "node delete", is(agent.KindNode, model.Key{Name: "node-1"}, true))
+	r.waitFor(t, "node delete", is(source.KindNode, model.Key{Name: "node-1"}, true))
 }
 
 // Healthy reports a watch only after it has failed for UnhealthyAfter,

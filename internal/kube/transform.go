@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/palisade-net/palisade/internal/agent"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // The informers store entries, not API objects: the transform converts
@@ -28,16 +28,20 @@ type entry struct {
 	uid types.UID
 	rv  string
 	// ev is the object as an upsert event (Received unset), or a delete
-	// for a pod that has terminated. Its key is the object's namespace
-	// and name. Its model objects are never modified, by the agent or the
+	// for a pod that has terminated. Its key (ClusterKey for a cluster
+	// policy) is the object's namespace and name. Its model objects are never modified, by the agent or the
 	// engine.
-	ev agent.Event
+	ev source.Event
 }
 
 // GetObjectMeta gives client-go the name, namespace, UID and
 // resourceVersion (metav1.ObjectMetaAccessor).
 func (e *entry) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: e.ev.Key.Namespace, Name: e.ev.Key.Name, UID: e.uid, ResourceVersion: e.rv}
+	name := e.ev.Key.Name
+	if e.ev.Kind == source.KindClusterPolicy {
+		name = e.ev.ClusterKey.Name
+	}
+	return &metav1.ObjectMeta{Namespace: e.ev.Key.Namespace, Name: name, UID: e.uid, ResourceVersion: e.rv}
 }
 
 // GetObjectKind and DeepCopyObject make entry a runtime.Object. The
@@ -49,14 +53,14 @@ func (e *entry) DeepCopyObject() runtime.Object {
 	return &c
 }
 
-func newEntry(m metav1.Object, ev agent.Event) *entry {
+func newEntry(m metav1.Object, ev source.Event) *entry {
 	return &entry{uid: m.GetUID(), rv: m.GetResourceVersion(), ev: ev}
 }
 
 // transform returns the cache.TransformFunc that turns objects of type T
 // into entries through convert, also inside tombstones. Entries pass
 // through unchanged (client-go may transform an object twice).
-func transform[T metav1.Object](convert func(T) agent.Event) cache.TransformFunc {
+func transform[T metav1.Object](convert func(T) source.Event) cache.TransformFunc {
 	return func(obj any) (any, error) {
 		switch o := obj.(type) {
 		case T:
@@ -83,11 +87,12 @@ var (
 // conditions, a node's heartbeat, a policy's annotations) is not an
 // event for the engine, and with --terminate-denied would sweep
 // conntrack for nothing.
-func sameEvent(a, b *agent.Event) bool {
-	return a.Kind == b.Kind && a.Key == b.Key && a.Delete == b.Delete &&
+func sameEvent(a, b *source.Event) bool {
+	return a.Kind == b.Kind && a.Key == b.Key && a.ClusterKey == b.ClusterKey && a.Delete == b.Delete &&
 		errText(a.Err) == errText(b.Err) && a.Created.Equal(b.Created) && a.Deleting == b.Deleting &&
 		reflect.DeepEqual(a.Pod, b.Pod) && reflect.DeepEqual(a.Namespace, b.Namespace) &&
-		reflect.DeepEqual(a.Policy, b.Policy) && reflect.DeepEqual(a.Node, b.Node)
+		reflect.DeepEqual(a.Policy, b.Policy) && reflect.DeepEqual(a.Node, b.Node) &&
+		reflect.DeepEqual(a.ClusterPolicy, b.ClusterPolicy)
 }
 
 func errText(err error) string {

@@ -18,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/palisade-net/palisade/internal/agent"
 	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/source"
 )
 
 // fullMeta is metadata with everything the API server and controllers
@@ -38,7 +38,7 @@ func fullMeta(ns, name string, labels map[string]string) metav1.ObjectMeta {
 		Finalizers:      []string{"example.com/f"},
 		ManagedFields: []metav1.ManagedFieldsEntry{{
 			Manager: "kubectl", Operation: metav1.ManagedFieldsOperationApply,
-			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{}}`)},
+			FieldsV1: metav1.NewFieldsV1(`{"f:metadata":{}}`),
 		}},
 		CreationTimestamp: metav1.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC),
 	}
@@ -130,12 +130,12 @@ func TestTransform(t *testing.T) {
 			runtime.Object
 			metav1.Object
 		}
-		want agent.Event
+		want source.Event
 	}{
-		{"pod", podTransform, pod, agent.Event{Kind: agent.KindPod, Key: model.Key{Namespace: "shop", Name: "web-1"}, Pod: wantPod, Created: pod.CreationTimestamp.Time}},
-		{"namespace", namespaceTransform, fullNamespace(), agent.Event{Kind: agent.KindNamespace, Key: model.Key{Name: "shop"}, Namespace: ns}},
-		{"policy", policyTransform, fullPolicy(), agent.Event{Kind: agent.KindPolicy, Key: model.Key{Namespace: "shop", Name: "web"}, Policy: pol}},
-		{"node", nodeTransform, fullNode(), agent.Event{Kind: agent.KindNode, Key: model.Key{Name: "node-1"}, Node: node}},
+		{"pod", podTransform, pod, source.Event{Kind: source.KindPod, Key: model.Key{Namespace: "shop", Name: "web-1"}, Pod: wantPod, Created: pod.CreationTimestamp.Time}},
+		{"namespace", namespaceTransform, fullNamespace(), source.Event{Kind: source.KindNamespace, Key: model.Key{Name: "shop"}, Namespace: ns}},
+		{"policy", policyTransform, fullPolicy(), source.Event{Kind: source.KindPolicy, Key: model.Key{Namespace: "shop", Name: "web"}, Policy: pol}},
+		{"node", nodeTransform, fullNode(), source.Event{Kind: source.KindNode, Key: model.Key{Name: "node-1"}, Node: node}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			inCopy := tc.in.DeepCopyObject()
@@ -202,7 +202,7 @@ func TestTransformHostNetworkPod(t *testing.T) {
 // TestSameEvent: updates that change nothing the engine reads are not
 // events; every change it reads is.
 func TestSameEvent(t *testing.T) {
-	ev := func(tf cache.TransformFunc, obj any) *agent.Event {
+	ev := func(tf cache.TransformFunc, obj any) *source.Event {
 		out, err := tf(obj)
 		if err != nil {
 			t.Fatal(err)

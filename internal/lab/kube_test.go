@@ -19,9 +19,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/palisade-net/palisade/internal/fixture"
+	"github.com/palisade-net/palisade/internal/lab/agents"
+	"github.com/palisade-net/palisade/internal/lab/daemon"
+	"github.com/palisade-net/palisade/internal/lab/ipam"
 	"github.com/palisade-net/palisade/internal/lab/kubetest"
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/lab/names"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 func clientFor(t *testing.T, kubeconfig string) kubernetes.Interface {
@@ -86,7 +90,7 @@ func TestKubeletMode(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, "daemon pidfile", func() (bool, error) { return daemonPID(name) == os.Getpid(), nil })
+	waitFor(t, "daemon pidfile", func() (bool, error) { return daemon.PID(name) == os.Getpid(), nil })
 
 	cs := clientFor(t, srv.Kubeconfig)
 	node1, err := cs.CoreV1().Nodes().Get(ctx, "node1", metav1.GetOptions{})
@@ -147,10 +151,10 @@ func TestKubeletMode(t *testing.T) {
 		t.Errorf("web and client both on %s: want round-robin", web.Spec.NodeName)
 	}
 	for _, p := range []*corev1.Pod{web, client} {
-		i := nodeIndex(p.Spec.NodeName)
-		v4, v6 := podCIDRs(i)
+		i := names.NodeIndex(p.Spec.NodeName)
+		v4, v6 := ipam.PodCIDRs(i)
 		if len(p.Status.PodIPs) != 2 || !v4.Contains(netip.MustParseAddr(p.Status.PodIPs[0].IP)) ||
-			!v6.Contains(netip.MustParseAddr(p.Status.PodIPs[1].IP)) || p.Status.HostIP != nodeIPs(i)[0].String() {
+			!v6.Contains(netip.MustParseAddr(p.Status.PodIPs[1].IP)) || p.Status.HostIP != ipam.NodeIPs(i)[0].String() {
 			t.Errorf("pod %s on %s: podIPs %v hostIP %s", p.Name, p.Spec.NodeName, p.Status.PodIPs, p.Status.HostIP)
 		}
 	}
@@ -185,7 +189,7 @@ func TestKubeletMode(t *testing.T) {
 
 	// A deletion is confirmed by the lab, as by a kubelet: the pod goes
 	// from the API server and its namespace from the host.
-	webNS := netns.Path(podNetNS(name, model.Key{Namespace: ns, Name: "web"}))
+	webNS := netns.Path(names.PodNetNS(name, model.Key{Namespace: ns, Name: "web"}))
 	if _, err := os.Stat(webNS); err != nil {
 		t.Fatalf("web's network namespace: %v", err)
 	}
@@ -199,7 +203,7 @@ func TestKubeletMode(t *testing.T) {
 	})
 
 	t.Run("agent identity", func(t *testing.T) {
-		agent := clientFor(t, agentKubeconfigPath(name))
+		agent := clientFor(t, names.AgentKubeconfig(name))
 		// What the agent watches: list and watch work.
 		for what, list := range map[string]func() error{
 			"pods":       func() error { _, err := agent.CoreV1().Pods("").List(ctx, metav1.ListOptions{}); return err },
@@ -237,7 +241,7 @@ func TestKubeletMode(t *testing.T) {
 			},
 			"list secrets":   func() error { _, err := agent.CoreV1().Secrets("").List(ctx, metav1.ListOptions{}); return err },
 			"list services":  func() error { _, err := agent.CoreV1().Services("").List(ctx, metav1.ListOptions{}); return err },
-			"create a token": func() error { _, err := MintAgentToken(ctx, agent, time.Hour); return err },
+			"create a token": func() error { _, err := agents.MintToken(ctx, agent, time.Hour); return err },
 			"create namespace": func() error {
 				_, err := agent.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "y"}}, metav1.CreateOptions{})
 				return err

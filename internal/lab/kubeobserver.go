@@ -10,14 +10,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/lab/kubelet"
 	"github.com/palisade-net/palisade/internal/model"
 	"github.com/palisade-net/palisade/internal/truth"
 )
@@ -138,7 +138,7 @@ func (o *KubeObserver) write(ctx context.Context, c *model.Cluster) error {
 		if old := o.last.Policies[k]; old == p {
 			continue
 		}
-		obj := PolicyToAPI(p)
+		obj := apiconv.PolicyToAPI(p)
 		cur, err := pols(k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
@@ -246,81 +246,8 @@ func podToAPI(p *model.Pod) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
-			Annotations: map[string]string{RequestedIPsAnnotation: strings.Join(ips, ",")},
+			Annotations: map[string]string{kubelet.RequestedIPsAnnotation: strings.Join(ips, ",")},
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{c}, HostNetwork: p.HostNetwork},
 	}
-}
-
-// PolicyToAPI writes a policy back as the API object it was read from,
-// with its effective policyTypes spelled out.
-func PolicyToAPI(p *model.Policy) *networkingv1.NetworkPolicy {
-	np := &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Namespace, Name: p.Name},
-		Spec:       networkingv1.NetworkPolicySpec{PodSelector: *selectorToAPI(&p.PodSelector)},
-	}
-	if p.Ingress {
-		np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress)
-		np.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{}
-		for _, r := range p.IngressRules {
-			np.Spec.Ingress = append(np.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: peersToAPI(r.Peers), Ports: portsToAPI(r.Ports)})
-		}
-	}
-	if p.Egress {
-		np.Spec.PolicyTypes = append(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress)
-		np.Spec.Egress = []networkingv1.NetworkPolicyEgressRule{}
-		for _, r := range p.EgressRules {
-			np.Spec.Egress = append(np.Spec.Egress, networkingv1.NetworkPolicyEgressRule{To: peersToAPI(r.Peers), Ports: portsToAPI(r.Ports)})
-		}
-	}
-	return np
-}
-
-func selectorToAPI(s *model.Selector) *metav1.LabelSelector {
-	if s == nil {
-		return nil
-	}
-	out := &metav1.LabelSelector{MatchLabels: s.MatchLabels}
-	for _, r := range s.Exprs {
-		out.MatchExpressions = append(out.MatchExpressions, metav1.LabelSelectorRequirement{
-			Key: r.Key, Operator: metav1.LabelSelectorOperator(r.Operator), Values: r.Values})
-	}
-	return out
-}
-
-func peersToAPI(peers []model.Peer) []networkingv1.NetworkPolicyPeer {
-	var out []networkingv1.NetworkPolicyPeer
-	for _, p := range peers {
-		ap := networkingv1.NetworkPolicyPeer{PodSelector: selectorToAPI(p.PodSelector), NamespaceSelector: selectorToAPI(p.NamespaceSelector)}
-		if p.IPBlock != nil {
-			ap.IPBlock = &networkingv1.IPBlock{CIDR: p.IPBlock.CIDR.String()}
-			for _, ex := range p.IPBlock.Except {
-				ap.IPBlock.Except = append(ap.IPBlock.Except, ex.String())
-			}
-		}
-		out = append(out, ap)
-	}
-	return out
-}
-
-func portsToAPI(ports []model.Port) []networkingv1.NetworkPolicyPort {
-	var out []networkingv1.NetworkPolicyPort
-	for _, p := range ports {
-		proto := corev1.Protocol(p.Protocol.String())
-		ap := networkingv1.NetworkPolicyPort{Protocol: &proto}
-		switch {
-		case p.Name != "":
-			v := intstr.FromString(p.Name)
-			ap.Port = &v
-		case p.Port != 0:
-			v := intstr.FromInt32(int32(p.Port))
-			ap.Port = &v
-			if p.EndPort != 0 {
-				end := int32(p.EndPort)
-				ap.EndPort = &end
-			}
-		}
-		out = append(out, ap)
-	}
-	return out
 }

@@ -24,8 +24,11 @@ import (
 	"path/filepath"
 	"sort"
 
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/lab/ipam"
+	"github.com/palisade-net/palisade/internal/lab/names"
+	"github.com/palisade-net/palisade/internal/lab/topology"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 // Options configure a new lab.
@@ -55,6 +58,9 @@ func newLab(st *state) *Lab {
 	return &Lab{st: st, log: slog.New(slog.DiscardHandler)}
 }
 
+// net returns the lab's network, which package topology builds.
+func (l *Lab) net() topology.Network { return topology.Network{Lab: l.st.Name, Nodes: l.st.Nodes} }
+
 // SetLogger sets where progress and warnings go (nil discards them).
 func (l *Lab) SetLogger(log *slog.Logger) {
 	if log == nil {
@@ -73,7 +79,7 @@ func (l *Lab) Name() string { return l.st.Name }
 // services of c, and saves its state. It fails if anything of a lab of that
 // name exists; on failure it removes what it built.
 func Up(ctx context.Context, name string, c *model.Cluster, opts Options) (*Lab, error) {
-	if err := ValidName(name); err != nil {
+	if err := names.ValidName(name); err != nil {
 		return nil, err
 	}
 	if opts.Nodes == 0 {
@@ -91,15 +97,18 @@ func Up(ctx context.Context, name string, c *model.Cluster, opts Options) (*Lab,
 	for i := 1; i <= opts.Nodes; i++ {
 		// The pod CIDRs the lab allocates from, and registers in kubelet
 		// mode (registerNodes): the agent's unknown-pod guard covers them.
-		v4, v6 := podCIDRs(i)
-		st.Cluster.Nodes = append(st.Cluster.Nodes, &model.Node{Name: nodeName(i), IPs: nodeIPs(i), PodCIDRs: []netip.Prefix{v4, v6}})
+		v4, v6 := ipam.PodCIDRs(i)
+		// The labels a kubelet gives its node (and kubelet.RegisterNodes
+		// does in kubelet mode), for cluster policies' nodes peers.
+		st.Cluster.Nodes = append(st.Cluster.Nodes, &model.Node{Name: names.NodeName(i), IPs: ipam.NodeIPs(i), PodCIDRs: []netip.Prefix{v4, v6},
+			Labels: map[string]string{"kubernetes.io/hostname": names.NodeName(i), "kubernetes.io/os": "linux"}})
 	}
 	l := newLab(st)
 	l.SetLogger(opts.Logger)
 	// Save first: from here on, the state dir exists and Down finds the lab.
 	err := l.Save()
 	if err == nil {
-		err = l.buildFabric()
+		err = l.net().Build()
 	}
 	if err == nil {
 		err = l.Update(ctx, c)
@@ -134,13 +143,16 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 	for k, p := range c.Policies {
 		eff.Policies[k] = p
 	}
+	for k, p := range c.ClusterPolicies {
+		eff.ClusterPolicies[k] = p
+	}
 
 	// Remove pods that are gone or must be rebuilt.
 	var errs []error
 	for ks, place := range l.st.Pods {
 		old := cur.Pods[mustKey(ks)]
 		if want := c.Pods[mustKey(ks)]; want == nil || l.mustRebuild(old, place, want) {
-			if err := l.deletePodNet(mustKey(ks), old, place); err != nil {
+			if err := l.net().DeletePod(mustKey(ks), old, place.net()); err != nil {
 				errs = append(errs, err)
 			}
 			delete(l.st.Pods, ks)
@@ -177,7 +189,7 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 		eff.Pods[k] = &p
 		// Record before building, so a failure leaves it for Down and Update.
 		l.st.Cluster = toSnapshot(mergePods(cur, eff))
-		if err := l.createPodNet(&p, place); err != nil {
+		if err := l.net().AddPod(&p, place.net()); err != nil {
 			l.saveQuietly()
 			return fmt.Errorf("pod %s: %w", k, err)
 		}
@@ -185,7 +197,7 @@ func (l *Lab) Update(ctx context.Context, c *model.Cluster) error {
 		l.log.Debug("pod created", "pod", k, "node", place.Node, "netns", place.NetNS, "ips", p.IPs)
 	}
 
-	if err := l.assignServices(cur, c, eff); err != nil {
+	if err := ipam.AssignClusterIPs(cur, c, eff); err != nil {
 		l.saveQuietly()
 		return err
 	}
@@ -231,7 +243,7 @@ func (l *Lab) mustRebuild(old *model.Pod, place *podPlace, want *model.Pod) bool
 	if old == nil || !place.Ready || old.HostNetwork != want.HostNetwork {
 		return true
 	}
-	if i := nodeIndex(want.Node); i >= 1 && i <= l.st.Nodes && want.Node != place.Node {
+	if i := names.NodeIndex(want.Node); i >= 1 && i <= l.st.Nodes && want.Node != place.Node {
 		return true
 	}
 	if len(want.IPs) == 0 {
@@ -259,21 +271,21 @@ func sameAddrs(a, b []netip.Addr) bool {
 func (l *Lab) placePod(p *model.Pod, used map[netip.Addr]model.Key) (*podPlace, error) {
 	k := p.Key()
 	node := p.Node
-	if i := nodeIndex(node); i < 1 || i > l.st.Nodes {
-		node = nodeName(l.st.NextNode%l.st.Nodes + 1)
+	if i := names.NodeIndex(node); i < 1 || i > l.st.Nodes {
+		node = names.NodeName(l.st.NextNode%l.st.Nodes + 1)
 		l.st.NextNode++
 	}
 	p.Node = node
-	place := &podPlace{Node: node, NetNS: podNetNS(l.st.Name, k), Veth: podVeth(k)}
+	place := &podPlace{Node: node, NetNS: names.PodNetNS(l.st.Name, k), Veth: names.PodVeth(k)}
 	if p.HostNetwork {
-		place.NetNS, place.Veth = nodeNetNS(l.st.Name, node), ""
-		p.IPs = nodeIPs(nodeIndex(node))
+		place.NetNS, place.Veth = names.NodeNetNS(l.st.Name, node), ""
+		p.IPs = ipam.NodeIPs(names.NodeIndex(node))
 		return place, nil
 	}
 	if len(p.IPs) == 0 {
-		v4, v6 := podCIDRs(nodeIndex(node))
+		v4, v6 := ipam.PodCIDRs(names.NodeIndex(node))
 		for _, cidr := range []netip.Prefix{v4, v6} {
-			ip, err := allocate(cidr, 2, used)
+			ip, err := ipam.Allocate(cidr, 2, used)
 			if err != nil {
 				return nil, fmt.Errorf("pod %s: %w", k, err)
 			}
@@ -288,36 +300,12 @@ func (l *Lab) placePod(p *model.Pod, used map[netip.Addr]model.Key) (*podPlace, 
 		if other, ok := used[ip]; ok {
 			return nil, fmt.Errorf("pod %s: status.podIPs: %s is already pod %s's", k, ip, other)
 		}
-		if reserved(ip) {
-			return nil, fmt.Errorf("pod %s: status.podIPs: %s is in a range the lab reserves (%s, %s, %s, %s, link-local, loopback)", k, ip, nodeNet4, nodeNet6, svcNet4, svcNet6)
+		if ipam.Reserved(ip) {
+			return nil, fmt.Errorf("pod %s: status.podIPs: %s is in a range the lab reserves (%s, %s, %s, %s, link-local, loopback)", k, ip, ipam.NodeNet4, ipam.NodeNet6, ipam.ServiceNet4, ipam.ServiceNet6)
 		}
 		used[ip] = k
 	}
 	return place, nil
-}
-
-func reserved(ip netip.Addr) bool {
-	return !ip.IsValid() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsUnspecified() ||
-		nodeNet4.Contains(ip) || nodeNet6.Contains(ip) || svcNet4.Contains(ip) || svcNet6.Contains(ip)
-}
-
-// allocate returns the lowest address of cidr from offset on that is not
-// in used (the loop is bounded by the size of a /24 or 256 tries).
-func allocate(cidr netip.Prefix, offset int, used map[netip.Addr]model.Key) (netip.Addr, error) {
-	ip := cidr.Addr()
-	for range offset {
-		ip = ip.Next()
-	}
-	for range 253 {
-		if !cidr.Contains(ip) {
-			break
-		}
-		if _, taken := used[ip]; !taken {
-			return ip, nil
-		}
-		ip = ip.Next()
-	}
-	return netip.Addr{}, fmt.Errorf("no free address in %s", cidr)
 }
 
 // AddPod creates a pod, or replaces the pod of the same key: labels and
@@ -357,7 +345,9 @@ func (l *Lab) RemoveService(ctx context.Context, k model.Key) error {
 func (l *Lab) Cluster() *model.Cluster { return l.st.Cluster.cluster() }
 
 // SetManifests records opaque manifest documents in the lab's state (saved
-// with the next Save), for the CLI's lab apply; Manifests returns them.
+// with the next Save): the objects package store keeps for the CLI's lab
+// verbs, or those the kubelet mirrors from the API server. Manifests
+// returns them.
 func (l *Lab) SetManifests(docs [][]byte) {
 	l.st.Manifests = l.st.Manifests[:0]
 	for _, d := range docs {
@@ -378,7 +368,7 @@ func (l *Lab) Manifests() [][]byte {
 func (l *Lab) Nodes() []string {
 	out := make([]string, l.st.Nodes)
 	for i := range out {
-		out[i] = nodeName(i + 1)
+		out[i] = names.NodeName(i + 1)
 	}
 	return out
 }
@@ -387,10 +377,10 @@ func (l *Lab) Nodes() []string {
 // (/run/netns/palisade-<lab>-<node>), where the dataplane programs its
 // table; "" for an unknown node.
 func (l *Lab) NodeNetNS(node string) string {
-	if i := nodeIndex(node); i < 1 || i > l.st.Nodes {
+	if i := names.NodeIndex(node); i < 1 || i > l.st.Nodes {
 		return ""
 	}
-	return netns.Path(nodeNetNS(l.st.Name, node))
+	return netns.Path(names.NodeNetNS(l.st.Name, node))
 }
 
 // PodsOnNode returns the keys of the pods on a node, sorted.
@@ -468,7 +458,7 @@ func leftovers(name string) ([]string, error) {
 	for _, n := range nss {
 		out = append(out, netns.Path(n))
 	}
-	etc, _ := filepath.Glob(filepath.Join(EtcNetnsDir, NetNSPrefix(name)+"*"))
+	etc, _ := filepath.Glob(filepath.Join(names.EtcNetnsDir, NetNSPrefix(name)+"*"))
 	out = append(out, etc...)
 	sort.Strings(out)
 	return out, nil

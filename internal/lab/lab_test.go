@@ -3,8 +3,8 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"github.com/palisade-net/palisade/internal/fixture"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -17,8 +17,13 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/palisade-net/palisade/internal/lab/netns"
+	"github.com/palisade-net/palisade/internal/fixture"
+	"github.com/palisade-net/palisade/internal/lab/daemon"
+	"github.com/palisade-net/palisade/internal/lab/names"
+	"github.com/palisade-net/palisade/internal/lab/podserve"
+	"github.com/palisade-net/palisade/internal/lab/probe"
 	"github.com/palisade-net/palisade/internal/model"
+	"github.com/palisade-net/palisade/internal/netns"
 )
 
 // daemonEnv makes the test binary run Serve for the lab it names (the
@@ -141,16 +146,16 @@ func TestSeedLab(t *testing.T) {
 
 	t.Run("curl service by name", func(t *testing.T) {
 		out, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service")
-		if code != 0 || out != Body(key("frontend")) {
-			t.Errorf("curl frontend-service from backend = %q, exit %d; want %q, exit 0", out, code, Body(key("frontend")))
+		if code != 0 || out != podserve.Body(key("frontend")) {
+			t.Errorf("curl frontend-service from backend = %q, exit %d; want %q, exit 0", out, code, podserve.Body(key("frontend")))
 		}
 		out, code = execOut(t, l, key("frontend"), "curl", "-s", "--max-time", "3", "http://backend-service.default.svc.cluster.local/x")
-		if code != 0 || out != Body(key("backend")) {
-			t.Errorf("curl backend-service FQDN from frontend = %q, exit %d; want %q", out, code, Body(key("backend")))
+		if code != 0 || out != podserve.Body(key("backend")) {
+			t.Errorf("curl backend-service FQDN from frontend = %q, exit %d; want %q", out, code, podserve.Body(key("backend")))
 		}
 		out, code = execOut(t, l, key("client-pod"), "curl", "-s", "--max-time", "3", "-6", "http://echo:81/")
-		if code != 0 || out != Body(key("echo")) {
-			t.Errorf("curl -6 echo:81 from client-pod = %q, exit %d; want %q", out, code, Body(key("echo")))
+		if code != 0 || out != podserve.Body(key("echo")) {
+			t.Errorf("curl -6 echo:81 from client-pod = %q, exit %d; want %q", out, code, podserve.Body(key("echo")))
 		}
 	})
 
@@ -161,15 +166,15 @@ func TestSeedLab(t *testing.T) {
 			out, _ := execOut(t, l, key("client-pod"), "curl", "-s", "--max-time", "3", "web:8000")
 			seen[out]++
 		}
-		if len(seen) != 2 || seen[Body(key("frontend"))] == 0 || seen[Body(key("backend"))] == 0 {
+		if len(seen) != 2 || seen[podserve.Body(key("frontend"))] == 0 || seen[podserve.Body(key("backend"))] == 0 {
 			t.Errorf("16 x curl web:8000 answered %v, want both frontend and backend", seen)
 		}
 	})
 
 	t.Run("hairpin", func(t *testing.T) {
 		out, code := execOut(t, l, key("frontend"), "curl", "-s", "--max-time", "3", "frontend-service")
-		if code != 0 || out != Body(key("frontend")) {
-			t.Errorf("curl frontend-service from frontend itself = %q, exit %d; want %q", out, code, Body(key("frontend")))
+		if code != 0 || out != podserve.Body(key("frontend")) {
+			t.Errorf("curl frontend-service from frontend itself = %q, exit %d; want %q", out, code, podserve.Body(key("frontend")))
 		}
 	})
 
@@ -219,8 +224,8 @@ func TestSeedLab(t *testing.T) {
 				}
 			}
 		}
-		if _, err := l.Probe(ctx, key("client-pod"), podIP(t, l, key("echo"), false), 81, model.SCTP, time.Second); err == nil {
-			t.Error("SCTP probe: nil error, want ErrSCTPUnsupported")
+		if _, err := l.Probe(ctx, key("client-pod"), podIP(t, l, key("echo"), false), 81, model.SCTP, time.Second); !errors.Is(err, probe.ErrSCTPUnsupported) {
+			t.Errorf("SCTP probe: error %v, want probe.ErrSCTPUnsupported", err)
 		}
 		svc := l.Cluster().Services[key("frontend-service")]
 		for _, cip := range svc.ClusterIPs {
@@ -253,7 +258,7 @@ func TestSeedLab(t *testing.T) {
 		labNets := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00:10::/32")}
 		for _, p := range l.Cluster().Pods {
 			for _, ip := range p.IPs {
-				labNets = append(labNets, hostPrefix(ip))
+				labNets = append(labNets, netip.PrefixFrom(ip, ip.BitLen()))
 			}
 		}
 		routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
@@ -307,7 +312,7 @@ func TestSeedLab(t *testing.T) {
 			}
 		}
 		out, code := execOut(t, l, late.Key(), "curl", "-s", "--max-time", "3", "frontend-service.default")
-		if code != 0 || out != Body(key("frontend")) {
+		if code != 0 || out != podserve.Body(key("frontend")) {
 			t.Errorf("curl frontend-service.default from other/late = %q, exit %d", out, code)
 		}
 		if _, code := execOut(t, l, late.Key(), "curl", "-s", "--max-time", "3", "frontend-service"); code == 0 {
@@ -336,7 +341,7 @@ func TestSeedLab(t *testing.T) {
 		if err := l.AddPod(ctx, &fe); err != nil {
 			t.Fatal(err)
 		}
-		if out, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service"); code != 0 || out != Body(key("frontend")) {
+		if out, code := execOut(t, l, key("backend"), "curl", "-s", "--max-time", "3", "frontend-service"); code != 0 || out != podserve.Body(key("frontend")) {
 			t.Errorf("after relabel back: curl frontend-service = %q, exit %d", out, code)
 		}
 
@@ -346,7 +351,7 @@ func TestSeedLab(t *testing.T) {
 		if err := srv.Sync(l); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat(netns.Path(podNetNS(l.Name(), late.Key()))); !os.IsNotExist(err) {
+		if _, err := os.Stat(netns.Path(names.PodNetNS(l.Name(), late.Key()))); !os.IsNotExist(err) {
 			t.Errorf("after RemovePod, its netns: stat = %v, want not exist", err)
 		}
 		if ok, _ := l.Probe(ctx, key("backend"), late.IPs[0], 8080, model.TCP, 300*time.Millisecond); ok {
@@ -363,7 +368,7 @@ func TestSeedLab(t *testing.T) {
 			t.Errorf("Load: pods %v, want %v", got, want)
 		}
 		out, code := execOut(t, l2, key("client-pod"), "curl", "-s", "--max-time", "3", "backend-service")
-		if code != 0 || out != Body(key("backend")) {
+		if code != 0 || out != podserve.Body(key("backend")) {
 			t.Errorf("curl backend-service via loaded lab = %q, exit %d", out, code)
 		}
 	})
@@ -378,7 +383,7 @@ func TestSeedLab(t *testing.T) {
 // assertGone checks that nothing of the lab is left.
 func assertGone(t *testing.T, name string) {
 	t.Helper()
-	for _, dir := range []string{netns.Dir, EtcNetnsDir} {
+	for _, dir := range []string{netns.Dir, names.EtcNetnsDir} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), NetNSPrefix(name)) {
@@ -444,7 +449,7 @@ func TestDownAfterCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := syscall.Kill(pid, 0); err == nil {
-		if st, err := procStart(pid); err == nil {
+		if st, err := daemon.StartTime(pid); err == nil {
 			t.Errorf("daemon %d still running after Down (start time %s)", pid, st)
 		}
 	}

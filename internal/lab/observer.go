@@ -30,10 +30,15 @@ func NewObserver(name string, nodes int) *Observer {
 }
 
 // placeFreely drops the scenario's node names so that the lab spreads pods
-// over all its nodes and cross-node paths are exercised.
+// over all its nodes and cross-node paths are exercised. Host-network pods
+// keep theirs: they answer on their node's addresses, which the scenario
+// names (node1 is 10.10.0.1 in the scenario and in the lab).
 func placeFreely(c *model.Cluster) *model.Cluster {
 	out := c.Clone()
 	for k, p := range c.Pods {
+		if p.HostNetwork {
+			continue
+		}
 		cp := *p
 		cp.Node = ""
 		out.Pods[k] = &cp
@@ -132,4 +137,15 @@ func (o *Observer) Teardown() error {
 	errs = append(errs, Down(o.Name))
 	o.lab, o.servers, o.enf = nil, nil, nil
 	return errors.Join(errs...)
+}
+
+// EnforcesClusterPolicyKind reports that the lab enforces every kind of
+// cluster-wide policy (conformance.ClusterPolicyEnforcer): Update hands
+// them to the nodes' enforcers with the NetworkPolicies.
+func (o *Observer) EnforcesClusterPolicyKind(kind string) bool {
+	switch kind {
+	case model.KindAdminNetworkPolicy, model.KindBaselineAdminNetworkPolicy, model.KindClusterNetworkPolicy:
+		return true
+	}
+	return false
 }

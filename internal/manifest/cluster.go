@@ -14,7 +14,8 @@ import (
 // object of the same kind and key replaces an earlier one (within a file or
 // across files, like repeated kubectl apply). Every namespace an object
 // uses exists, with only the kubernetes.io/metadata.name label unless a
-// Namespace object gives it labels. The cluster shares the objects' model
+// Namespace object gives it labels. Cluster-wide policies go to
+// ClusterPolicies by kind and name. The cluster shares the objects' model
 // values.
 //
 // It fails, with *Error values, when an object carries no model value,
@@ -56,6 +57,13 @@ func Cluster(objs []Object) (*model.Cluster, error) {
 		case *model.Node:
 			if m != nil {
 				c.Nodes[m.Name] = m
+				continue
+			}
+		case *model.ClusterPolicy:
+			if m != nil {
+				// Keyed by kind and name: a ClusterNetworkPolicy read as
+				// v1alpha2 and as v1beta1 is one object, as in the API.
+				c.ClusterPolicies[m.Key()] = m
 				continue
 			}
 		}

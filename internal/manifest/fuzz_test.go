@@ -42,6 +42,9 @@ func FuzzRead(f *testing.F) {
 		"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nstatus: {phase: Failed, podIP: 10.0.0.1}\n",
 		"apiVersion: apps/v1\nkind: deployments\n---\napiVersion: batch/v1\nkind: CronJobList\nitems: [{metadata: {name: c}}]\n",
 		"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 1}, {port: 1}]}\n",
+		"apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: a, namespace: x}\nspec: {priority: 1, subject: {namespaces: {}}, egress: [{action: Allow, to: [{networks: [10.0.0.0/8]}], ports: [{portRange: {start: 1, end: 2}}]}]}\n",
+		"apiVersion: policy.networking.k8s.io/v1beta1\nkind: ClusterNetworkPolicyList\nitems: [{metadata: {name: c}, spec: {tier: Admin, priority: 0, subject: {pods: {podSelector: {}}}, ingress: [{action: Pass, from: [{namespaces: {}}], protocols: [{tcp: {destinationPort: {number: 80}}}]}]}}]\n",
+		"apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: c}\nspec: {tier: Baseline, subject: {}}\n---\napiVersion: policy.networking.k8s.io/v1alpha1\nkind: BaselineAdminNetworkPolicy\nmetadata: {name: default}\nspec: {subject: {namespaces: {}}}\n",
 	} {
 		f.Add([]byte(s))
 	}

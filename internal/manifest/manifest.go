@@ -2,13 +2,18 @@
 // does (files, directories, -R, stdin; YAML or JSON; several documents per
 // file; List kinds) into typed API objects and, through internal/apiconv,
 // into the model. It reads the kinds palisade needs (Namespace, Pod,
-// Service, NetworkPolicy, Node) and the workloads whose pod templates
+// Service, NetworkPolicy, Node), the cluster-wide policies of
+// policy.networking.k8s.io (AdminNetworkPolicy and
+// BaselineAdminNetworkPolicy v1alpha1, ClusterNetworkPolicy v1alpha2 and
+// v1beta1: cluster-scoped, so a metadata.namespace on them is cleared, as
+// the API server does) and the workloads whose pod templates
 // stand for their pods (Deployment, ReplicaSet, StatefulSet, DaemonSet,
 // Job, CronJob, ReplicationController: one model.Pod each, named
 // "NAME[KIND]"). It skips other kinds, finished pods and, in directories,
 // files that hold no Kubernetes objects, counting them in one warning
-// line each; it rejects invalid input as a whole, naming file, document,
-// object and field.
+// line each, and names other APIs' policies (Cilium, Calico, Antrea...)
+// in a "not evaluated" warning; it rejects invalid input as a whole,
+// naming file, document, object and field.
 //
 // Decoding is strict, like kubectl's server-side field validation: an
 // unknown or repeated field is an error, and so is a kind that its
@@ -32,6 +37,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,6 +49,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	sjson "sigs.k8s.io/json"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/model"
@@ -54,12 +63,14 @@ type Object struct {
 	// non-empty document of FILE ("<stdin>#N" for stdin), with
 	// ".items[I]" appended for an item of a List.
 	Source string
-	// Kind is one of Namespace, Pod, Service, NetworkPolicy, Node, or a
-	// workload kind (apiconv.WorkloadKinds).
+	// Kind is one of Namespace, Pod, Service, NetworkPolicy, Node,
+	// AdminNetworkPolicy, BaselineAdminNetworkPolicy, ClusterNetworkPolicy,
+	// or a workload kind (apiconv.WorkloadKinds).
 	Kind string
 	// Key names the object (a workload by its own name, not its model
 	// pod's). The namespace is defaulted to "default" for namespaced kinds
-	// and empty for Namespace and Node.
+	// and empty for cluster-scoped ones (Namespace, Node, the cluster-wide
+	// policies).
 	Key model.Key
 	// API is the decoded object (*corev1.Pod, *appsv1.Deployment, ...),
 	// as written except that apiVersion and kind are always set and
@@ -67,8 +78,8 @@ type Object struct {
 	// kinds). No other API defaulting is applied.
 	API runtime.Object
 	// Model is the converted object: *model.Namespace, *model.Pod (for a
-	// Pod and for a workload), *model.Service, *model.Policy or
-	// *model.Node.
+	// Pod and for a workload), *model.Service, *model.Policy,
+	// *model.ClusterPolicy or *model.Node.
 	Model any
 }
 
@@ -117,9 +128,44 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
 // kindInfo describes a kind that palisade reads.
 type kindInfo struct {
-	apiVersion string
+	// versions are the kind's apiVersions palisade reads, each with its
+	// Go type; an object of another version of the same group is an error.
+	versions   []kindVersion
 	namespaced bool
+	// groupOnly: other APIs have kinds of the same name (Antrea's
+	// ClusterNetworkPolicy, crd.antrea.io), so an object of this kind in
+	// another group is another API's, skipped, not an error.
+	groupOnly bool
+}
+
+type kindVersion struct {
+	apiVersion string
 	newAPI     func() apiObject
+}
+
+// newAPI returns a new object of apiVersion, or nil when palisade does
+// not read the kind in that version.
+func (k kindInfo) newAPI(apiVersion string) apiObject {
+	for _, v := range k.versions {
+		if v.apiVersion == apiVersion {
+			return v.newAPI()
+		}
+	}
+	return nil
+}
+
+// unsupportedVersion is the error for an apiVersion the kind lacks.
+func (k kindInfo) unsupportedVersion(apiVersion string) error {
+	quoted := make([]string, len(k.versions))
+	for i, v := range k.versions {
+		quoted[i] = fmt.Sprintf("%q", v.apiVersion)
+	}
+	return fmt.Errorf("apiVersion: Unsupported value: %q: supported values: %s", apiVersion, strings.Join(quoted, ", "))
+}
+
+// one is a kind read in one apiVersion.
+func one(apiVersion string, namespaced bool, newAPI func() apiObject) kindInfo {
+	return kindInfo{versions: []kindVersion{{apiVersion, newAPI}}, namespaced: namespaced}
 }
 
 // apiObject is a typed API object.
@@ -130,37 +176,61 @@ type apiObject interface {
 
 // readable holds the kinds palisade reads.
 var readable = map[string]kindInfo{
-	"Namespace":             {"v1", false, func() apiObject { return &corev1.Namespace{} }},
-	"Node":                  {"v1", false, func() apiObject { return &corev1.Node{} }},
-	"Pod":                   {"v1", true, func() apiObject { return &corev1.Pod{} }},
-	"Service":               {"v1", true, func() apiObject { return &corev1.Service{} }},
-	"NetworkPolicy":         {"networking.k8s.io/v1", true, func() apiObject { return &networkingv1.NetworkPolicy{} }},
-	"Deployment":            {"apps/v1", true, func() apiObject { return &appsv1.Deployment{} }},
-	"ReplicaSet":            {"apps/v1", true, func() apiObject { return &appsv1.ReplicaSet{} }},
-	"StatefulSet":           {"apps/v1", true, func() apiObject { return &appsv1.StatefulSet{} }},
-	"DaemonSet":             {"apps/v1", true, func() apiObject { return &appsv1.DaemonSet{} }},
-	"Job":                   {"batch/v1", true, func() apiObject { return &batchv1.Job{} }},
-	"CronJob":               {"batch/v1", true, func() apiObject { return &batchv1.CronJob{} }},
-	"ReplicationController": {"v1", true, func() apiObject { return &corev1.ReplicationController{} }},
+	"Namespace":             one("v1", false, func() apiObject { return &corev1.Namespace{} }),
+	"Node":                  one("v1", false, func() apiObject { return &corev1.Node{} }),
+	"Pod":                   one("v1", true, func() apiObject { return &corev1.Pod{} }),
+	"Service":               one("v1", true, func() apiObject { return &corev1.Service{} }),
+	"NetworkPolicy":         one("networking.k8s.io/v1", true, func() apiObject { return &networkingv1.NetworkPolicy{} }),
+	"Deployment":            one("apps/v1", true, func() apiObject { return &appsv1.Deployment{} }),
+	"ReplicaSet":            one("apps/v1", true, func() apiObject { return &appsv1.ReplicaSet{} }),
+	"StatefulSet":           one("apps/v1", true, func() apiObject { return &appsv1.StatefulSet{} }),
+	"DaemonSet":             one("apps/v1", true, func() apiObject { return &appsv1.DaemonSet{} }),
+	"Job":                   one("batch/v1", true, func() apiObject { return &batchv1.Job{} }),
+	"CronJob":               one("batch/v1", true, func() apiObject { return &batchv1.CronJob{} }),
+	"ReplicationController": one("v1", true, func() apiObject { return &corev1.ReplicationController{} }),
+
+	model.KindAdminNetworkPolicy: {groupOnly: true, versions: []kindVersion{
+		{v1alpha1.GroupVersion.String(), func() apiObject { return &v1alpha1.AdminNetworkPolicy{} }}}},
+	model.KindBaselineAdminNetworkPolicy: {groupOnly: true, versions: []kindVersion{
+		{v1alpha1.GroupVersion.String(), func() apiObject { return &v1alpha1.BaselineAdminNetworkPolicy{} }}}},
+	model.KindClusterNetworkPolicy: {groupOnly: true, versions: []kindVersion{
+		{v1alpha2.GroupVersion.String(), func() apiObject { return &v1alpha2.ClusterNetworkPolicy{} }},
+		{v1beta1.GroupVersion.String(), func() apiObject { return &v1beta1.ClusterNetworkPolicy{} }}}},
 }
 
-// lookupKind returns what palisade knows of kind, and false for kinds it
-// skips.
-func lookupKind(kind string) (kindInfo, bool) {
+// lookupKind returns what palisade knows of kind in apiVersion, and false
+// for kinds it skips: kinds it does not read, and another group's kind of
+// the same name as a groupOnly kind.
+func lookupKind(kind, apiVersion string) (kindInfo, bool) {
 	info, ok := readable[kind]
+	if ok && info.groupOnly && group(apiVersion) != group(info.versions[0].apiVersion) {
+		return kindInfo{}, false
+	}
 	return info, ok
 }
 
-const readKinds = "palisade reads Namespace, Pod, Service, NetworkPolicy, Node, and the pod templates of " +
+// group returns an apiVersion's group ("" for v1).
+func group(apiVersion string) string {
+	g, _, ok := strings.Cut(apiVersion, "/")
+	if !ok {
+		return ""
+	}
+	return g
+}
+
+const readKinds = "palisade reads Namespace, Pod, Service, NetworkPolicy, Node, " +
+	"the policy.networking.k8s.io AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy, and the pod templates of " +
 	"Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController"
 
 // groupKinds holds every kind of the API versions palisade reads from
-// (v1, apps/v1, batch/v1, networking.k8s.io/v1), by apiVersion. A kind
+// (v1, apps/v1, batch/v1, networking.k8s.io/v1, policy.networking.k8s.io
+// v1alpha1, v1alpha2 and v1beta1), by apiVersion. A kind
 // those versions do not have is a mistake that kubectl rejects ("no
 // matches for kind"), not an object to skip.
 var groupKinds = func() map[string]map[string]bool {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, networkingv1.AddToScheme,
+		v1alpha1.Install, v1alpha2.Install, v1beta1.Install} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -276,7 +346,8 @@ func ReadWith(paths []string, stdin io.Reader, warn io.Writer, opt Options) ([]O
 	}
 	if warn != nil && len(r.otherPolicies) > 0 {
 		// Not silenced by -q: the answer is partial.
-		fmt.Fprintf(warn, "warning: not evaluated: %s; palisade evaluates networking.k8s.io/v1 NetworkPolicy only, so its answers leave these out\n", countKinds(r.otherPolicies))
+		fmt.Fprintf(warn, "warning: not evaluated: %s; palisade evaluates networking.k8s.io/v1 NetworkPolicy and policy.networking.k8s.io "+
+			"AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy only, so its answers leave these out\n", countKinds(r.otherPolicies))
 	}
 	return r.objs, nil
 }
@@ -523,7 +594,7 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 		r.fail(&Error{Source: source, Err: errors.New("kind: Required value: the document has no kind")})
 		return
 	}
-	info, known := lookupKind(h.Kind)
+	info, known := lookupKind(h.Kind, h.APIVersion)
 	key := model.Key{Name: name}
 	if info.namespaced {
 		key.Namespace = namespace
@@ -536,7 +607,7 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 		return
 	}
 
-	if base, ok := listOf(h.Kind); ok {
+	if base, ok := listOf(h.Kind, h.APIVersion); ok {
 		r.list(source, data, h, base, depth)
 		return
 	}
@@ -548,9 +619,8 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 		r.skip(source, h, name, namespace)
 		return
 	}
-	if h.APIVersion != info.apiVersion {
-		r.fail(&Error{Source: source, Kind: h.Kind, Key: key,
-			Err: fmt.Errorf("apiVersion: Unsupported value: %q: supported values: %q", h.APIVersion, info.apiVersion)})
+	if info.newAPI(h.APIVersion) == nil {
+		r.fail(&Error{Source: source, Kind: h.Kind, Key: key, Err: info.unsupportedVersion(h.APIVersion)})
 		return
 	}
 	obj, keep, err := r.decode(h, info, data)
@@ -564,9 +634,10 @@ func (r *reader) document(source string, data []byte, inherit *header, depth int
 	}
 }
 
-// listOf reports whether kind is a list palisade expands, and the kind of
-// its items ("" for List, whose items name their own kinds).
-func listOf(kind string) (string, bool) {
+// listOf reports whether kind (of apiVersion) is a list palisade
+// expands, and the kind of its items ("" for List, whose items name their
+// own kinds).
+func listOf(kind, apiVersion string) (string, bool) {
 	if kind == "List" {
 		return "", true
 	}
@@ -574,7 +645,7 @@ func listOf(kind string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	if _, known := lookupKind(base); !known {
+	if _, known := lookupKind(base, apiVersion); !known {
 		return "", false
 	}
 	return base, true
@@ -586,14 +657,12 @@ func (r *reader) list(source string, data []byte, h header, base string, depth i
 		r.fail(&Error{Source: source, Kind: h.Kind, Err: errors.New("want a single object, not a list")})
 		return
 	}
-	want := "v1"
+	info := one("v1", false, func() apiObject { return nil })
 	if base != "" {
-		info, _ := lookupKind(base)
-		want = info.apiVersion
+		info, _ = lookupKind(base, h.APIVersion)
 	}
-	if h.APIVersion != want {
-		r.fail(&Error{Source: source, Kind: h.Kind,
-			Err: fmt.Errorf("apiVersion: Unsupported value: %q: supported values: %q", h.APIVersion, want)})
+	if !slices.ContainsFunc(info.versions, func(v kindVersion) bool { return v.apiVersion == h.APIVersion }) {
+		r.fail(&Error{Source: source, Kind: h.Kind, Err: info.unsupportedVersion(h.APIVersion)})
 		return
 	}
 	if depth >= maxListDepth {
@@ -633,8 +702,8 @@ func (r *reader) skip(source string, h header, name, namespace string) {
 		return
 	}
 	if strings.Contains(h.Kind, "NetworkPolicy") {
-		// Another API's policy (Cilium, Calico, AdminNetworkPolicy...)
-		// changes who can reach whom, and the answer leaves it out.
+		// Another API's policy (Cilium, Calico, Antrea...) changes who
+		// can reach whom, and the answer leaves it out.
 		r.otherPolicies[h.APIVersion+" "+h.Kind]++
 		return
 	}
@@ -666,7 +735,7 @@ type exportedPolicy struct {
 // converts it to the model. keep is false for a finished pod, which is
 // counted instead, as the agent ignores such pods.
 func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep bool, err error) {
-	api := info.newAPI()
+	api := info.newAPI(h.APIVersion)
 	var into any = api
 	var exported exportedPolicy
 	if h.Kind == "NetworkPolicy" {
@@ -708,6 +777,14 @@ func (r *reader) decode(h header, info kindInfo, data []byte) (obj Object, keep 
 		m, err = apiconv.Node(o)
 	case *networkingv1.NetworkPolicy:
 		m, err = apiconv.Policy(o)
+	case *v1alpha1.AdminNetworkPolicy:
+		m, err = apiconv.AdminNetworkPolicy(o)
+	case *v1alpha1.BaselineAdminNetworkPolicy:
+		m, err = apiconv.BaselineAdminNetworkPolicy(o)
+	case *v1alpha2.ClusterNetworkPolicy:
+		m, err = apiconv.ClusterNetworkPolicy(o)
+	case *v1beta1.ClusterNetworkPolicy:
+		m, err = apiconv.ClusterNetworkPolicyV1beta1(o)
 	default:
 		m, err = apiconv.Workload(o)
 		if err == nil && apiconv.RunsNoPods(o) && !r.single {

@@ -237,20 +237,22 @@ func TestRead(t *testing.T) {
 			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1); ignored 2 finished pods (status.phase Succeeded or Failed)"},
 		},
 		{
-			name:  "policies of other APIs are named apart: the answer leaves them out",
+			name:  "policies of other APIs are named apart: the answer leaves them out; cluster-wide policies are read",
 			paths: []string{"-"},
 			stdin: "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a}\n---\n" +
-				"apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: b}\n---\n" +
+				"apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: b}\nspec: {priority: 1, subject: {namespaces: {}}}\n---\n" +
+				"apiVersion: crd.antrea.io/v1beta1\nkind: ClusterNetworkPolicy\nmetadata: {name: d}\n---\n" +
 				"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
+			want: []string{"<stdin>#2 AdminNetworkPolicy b"},
 			warn: []string{"warning: skipped 1 object of kinds palisade does not read: ConfigMap (1)",
-				"warning: not evaluated: cilium.io/v2 CiliumNetworkPolicy (1), policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy (1); palisade evaluates networking.k8s.io/v1 NetworkPolicy only, so its answers leave these out"},
+				"warning: not evaluated: cilium.io/v2 CiliumNetworkPolicy (1), crd.antrea.io/v1beta1 ClusterNetworkPolicy (1); palisade evaluates networking.k8s.io/v1 NetworkPolicy and policy.networking.k8s.io AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy only, so its answers leave these out"},
 		},
 		{
 			name:  "-q does not silence policies of other APIs",
 			paths: []string{"-"},
 			opt:   Options{Quiet: true},
 			stdin: "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
-			warn:  []string{"warning: not evaluated: cilium.io/v2 CiliumNetworkPolicy (1); palisade evaluates networking.k8s.io/v1 NetworkPolicy only, so its answers leave these out"},
+			warn:  []string{"warning: not evaluated: cilium.io/v2 CiliumNetworkPolicy (1); palisade evaluates networking.k8s.io/v1 NetworkPolicy and policy.networking.k8s.io AdminNetworkPolicy, BaselineAdminNetworkPolicy and ClusterNetworkPolicy only, so its answers leave these out"},
 		},
 		{
 			name:  "workloads scaled to zero stand for no pods",

@@ -174,7 +174,10 @@ func (p *Pod) NamedPort(name string, proto Protocol) (uint16, bool) {
 // never filtered.
 type Node struct {
 	Name string
-	IPs  []netip.Addr
+	// Labels are the node's labels, which cluster policies' nodes peers
+	// select on.
+	Labels map[string]string
+	IPs    []netip.Addr
 	// PodCIDRs are the ranges the node's pods get their addresses from
 	// (spec.podCIDRs, or spec.podCIDR), masked; none until the
 	// controller-manager assigns them, or when the cluster does not.
@@ -343,8 +346,9 @@ type Policy struct {
 	Namespace   string
 	Name        string
 	PodSelector Selector
-	// Types holds the effective policyTypes, defaulted as the API does:
-	// Ingress, plus Egress when there are egress rules.
+	// Ingress and Egress are the effective policyTypes, defaulted as the
+	// API does when spec.policyTypes is empty: Ingress, plus Egress when
+	// there are egress rules.
 	Ingress, Egress bool
 	IngressRules    []Rule
 	EgressRules     []Rule
@@ -377,6 +381,8 @@ type Cluster struct {
 	Services   map[Key]*Service
 	Policies   map[Key]*Policy
 	Nodes      map[string]*Node
+	// ClusterPolicies are the cluster-wide policies of every kind.
+	ClusterPolicies map[ClusterKey]*ClusterPolicy
 }
 
 // NewCluster returns an empty cluster.
@@ -387,6 +393,8 @@ func NewCluster() *Cluster {
 		Services:   map[Key]*Service{},
 		Policies:   map[Key]*Policy{},
 		Nodes:      map[string]*Node{},
+
+		ClusterPolicies: map[ClusterKey]*ClusterPolicy{},
 	}
 }
 
@@ -482,5 +490,6 @@ func (c *Cluster) Clone() *Cluster {
 	maps.Copy(out.Services, c.Services)
 	maps.Copy(out.Policies, c.Policies)
 	maps.Copy(out.Nodes, c.Nodes)
+	maps.Copy(out.ClusterPolicies, c.ClusterPolicies)
 	return out
 }

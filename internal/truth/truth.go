@@ -6,7 +6,6 @@ package truth
 
 import (
 	"fmt"
-	"io"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -149,13 +148,11 @@ func Predict(e *engine.Engine, pods []*model.Pod, fam netip.Addr, port uint16, p
 	for _, p := range pods {
 		byKey[p.Key().String()] = p
 	}
-	eps := make([]engine.Endpoint, len(g.Pods))
-	has := make([]bool, len(g.Pods))
+	ordered := make([]*model.Pod, len(g.Pods))
 	for i, k := range g.Pods {
-		p := byKey[k]
-		eps[i], has[i] = engine.PodEndpoint(p, fam)
-		has[i] = has[i] || len(p.IPs) == 0
+		ordered[i] = byKey[k]
 	}
+	eps, has := Endpoints(ordered, fam)
 	for i := range g.Pods {
 		for j := range g.Pods {
 			if has[i] && has[j] {
@@ -166,30 +163,19 @@ func Predict(e *engine.Engine, pods []*model.Pod, fam netip.Addr, port uint16, p
 	return g
 }
 
-// WriteGrid prints g like the upstream e2e tests do: a header of
-// destinations, then one row per source, "." allowed and "X" denied.
-// Pod keys go through Escape.
-func WriteGrid(w io.Writer, g *Grid) error {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%s\n", g.Port, g.Protocol)
-	b.WriteString("-")
-	for _, p := range g.Pods {
-		b.WriteString("\t" + Escape(p))
+// Endpoints gives each pod's endpoint for the family fam (IPv4 when
+// unset), and whether the pod can take part in a connection of that
+// family: a pod with addresses but none of fam's cannot; a pod without
+// any address (manifests without status) can, judged by identity alone.
+// Predict and every grid built beside it share this rule.
+func Endpoints(pods []*model.Pod, fam netip.Addr) ([]engine.Endpoint, []bool) {
+	eps := make([]engine.Endpoint, len(pods))
+	ok := make([]bool, len(pods))
+	for i, p := range pods {
+		eps[i], ok[i] = engine.PodEndpoint(p, fam)
+		ok[i] = ok[i] || len(p.IPs) == 0
 	}
-	b.WriteString("\n")
-	for i, from := range g.Pods {
-		b.WriteString(Escape(from))
-		for j := range g.Pods {
-			if g.Allow[i][j] {
-				b.WriteString("\t.")
-			} else {
-				b.WriteString("\tX")
-			}
-		}
-		b.WriteString("\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
+	return eps, ok
 }
 
 // Escape makes s safe to print on a terminal: every rune that is not
