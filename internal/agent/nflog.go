@@ -13,6 +13,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/model"
 	"github.com/palisade-net/palisade/internal/netns"
@@ -361,6 +362,7 @@ func (d *denyLog) record(ctx context.Context, rec LogRecord) {
 		src, dst endpointInfo
 		pods     model.Key
 		policies []string
+		cluster  string
 	)
 	a.withEngine(func(e *engine.Engine) {
 		src, dst = endpointOf(e, p.Src), endpointOf(e, p.Dst)
@@ -370,6 +372,12 @@ func (d *denyLog) record(ctx context.Context, rec LogRecord) {
 		}
 		if self.pod != nil {
 			pods = self.pod.Key()
+		}
+		// A cluster policy's Deny rule drops in that policy's own chain:
+		// it decided, not the NetworkPolicies isolating the pod.
+		if k, _, ok := dataplane.DenyChainPolicy(e, chain); ok {
+			cluster = k.String()
+		} else if self.pod != nil {
 			for _, pol := range e.Isolating(pods, dir) {
 				policies = append(policies, pol.Key.String())
 			}
@@ -385,7 +393,12 @@ func (d *denyLog) record(ctx context.Context, rec LogRecord) {
 	if pods != (model.Key{}) {
 		attrs = append(attrs, slog.String("pod", pods.String()))
 	}
-	attrs = append(attrs, slog.Any("policies", policies), slog.String("chain", chain))
+	if cluster != "" {
+		attrs = append(attrs, slog.String("cluster_policy", cluster))
+	} else {
+		attrs = append(attrs, slog.Any("policies", policies))
+	}
+	attrs = append(attrs, slog.String("chain", chain))
 	a.log.LogAttrs(ctx, slog.LevelInfo, "connection denied", attrs...)
 	a.m.denied.Inc()
 }

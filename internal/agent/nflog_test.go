@@ -15,6 +15,8 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/palisade-net/palisade/internal/dataplane"
+	"github.com/palisade-net/palisade/internal/engine"
 	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
@@ -292,6 +294,33 @@ func TestDenyLogLines(t *testing.T) {
 	ext := out.Lines("connection denied")[2]
 	check(ext, "dst", map[string]any{"ip": "198.51.100.9"})
 	check(ext, "src.pod", "web")
+
+	// A drop in a cluster policy's deny chain names that policy, not the
+	// NetworkPolicies: its Deny decided before them.
+	guard := &model.ClusterPolicy{Kind: model.KindClusterNetworkPolicy, Name: "guard", Tier: model.AdminTier, Priority: 5,
+		Subject: model.ClusterSubject{Namespaces: &model.Selector{}},
+		IngressRules: []model.ClusterRule{{Name: "no-client", Action: model.Deny, Peers: []model.ClusterPeer{
+			{Pods: &model.NamespacedPods{PodSelector: model.Selector{MatchLabels: map[string]string{"app": "client"}}}}}}}}
+	h.push(clusterEv(guard))
+	h.settle()
+	var chain string
+	h.a.withEngine(func(e *engine.Engine) {
+		for _, c := range dataplane.Compile(e, testNode, dataplane.Options{}).Chains {
+			if k, _, ok := dataplane.DenyChainPolicy(e, c.Name); ok && k == guard.Key() && strings.HasSuffix(c.Name, "_4") {
+				chain = c.Name
+			}
+		}
+	})
+	if chain == "" {
+		t.Fatal("no IPv4 deny chain of ClusterNetworkPolicy/guard in the compiled ruleset")
+	}
+	fl.recs <- []LogRecord{{Prefix: "palisade-drop " + chain + " ", Payload: ipv4TCP("10.0.1.1", "10.0.0.1", 40001, 80, 5)}}
+	eventually(t, "a fourth line", func() bool { return len(out.Lines("connection denied")) == 4 })
+	cl := out.Lines("connection denied")[3]
+	check(cl, "cluster_policy", "ClusterNetworkPolicy/guard")
+	check(cl, "policies", nil)
+	check(cl, "pod", "shop/web")
+	check(cl, "chain", chain)
 }
 
 func mustJSON(v any) string {
