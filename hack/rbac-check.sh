@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Prove, on a real kube-apiserver, that deploy/'s RBAC is sufficient for the
 # agent and minimal: the ServiceAccount palisade-agent can get, list and
-# watch pods, namespaces, nodes and networkpolicies, and nothing else; and
-# that the agent's own calls for nodes (field selector metadata.name=NODE)
-# work, and what resourceNames could and could not restrict.
+# watch pods, namespaces, nodes, networkpolicies and the cluster-wide
+# policies of policy.networking.k8s.io (whose CRDs it installs from
+# internal/lab/crds, as a cluster that uses them has), and nothing else.
 #
 #   hack/rbac-check.sh                    # starts an API server (hack/apiserver/up.sh), stops it after
 #   KUBECONFIG=ADMIN hack/rbac-check.sh --here   # against a running API server, as its admin
@@ -72,6 +72,11 @@ a() { k --kubeconfig "$AGENT" "$@"; }
 who="$(a auth whoami -o jsonpath='{.status.userInfo.username}')"
 if [ "$who" = "system:serviceaccount:palisade-system:palisade-agent" ]; then ok "authenticated as $who"; else bad "authenticated as '$who'"; fi
 
+RESOURCES="pods namespaces nodes networkpolicies.networking.k8s.io adminnetworkpolicies.policy.networking.k8s.io
+  baselineadminnetworkpolicies.policy.networking.k8s.io clusternetworkpolicies.policy.networking.k8s.io"
+k apply --server-side -f "$ROOT/internal/lab/crds/" >/dev/null
+k wait --for condition=established --timeout=60s crd --all >/dev/null
+
 section "kubectl auth can-i --list (as the agent)"
 a auth can-i --list | tee "$TMP/list"
 # What deploy/ grants is the difference with an identity bound to nothing
@@ -83,21 +88,24 @@ k --server "$SERVER" --certificate-authority "$TMP/ca.crt" --token "$(k -n rbac-
   --kubeconfig /dev/null auth can-i --list >"$TMP/baseline"
 granted="$(grep -vxF -f "$TMP/baseline" "$TMP/list" | sed 's/  */ /g' | sort)"
 want="$(printf '%s\n' 'namespaces [] [] [get list watch]' 'networkpolicies.networking.k8s.io [] [] [get list watch]' \
-  'nodes [] [] [get list watch]' 'pods [] [] [get list watch]' | sort)"
+  'nodes [] [] [get list watch]' 'pods [] [] [get list watch]' \
+  'adminnetworkpolicies.policy.networking.k8s.io [] [] [get list watch]' \
+  'baselineadminnetworkpolicies.policy.networking.k8s.io [] [] [get list watch]' \
+  'clusternetworkpolicies.policy.networking.k8s.io [] [] [get list watch]' | sort)"
 echo "granted by deploy/ (the agent's list minus a bare ServiceAccount's):"
 sed 's/^/    /' <<<"$granted"
-if [ "$granted" = "$want" ]; then ok "exactly get/list/watch on pods, namespaces, nodes, networkpolicies"
+if [ "$granted" = "$want" ]; then ok "exactly get/list/watch on pods, namespaces, nodes, networkpolicies and the cluster-wide policies"
 else bad "deploy/ grants something else:"; diff <(echo "$want") <(echo "$granted") || true; fi
 
 section "can (auth can-i)"
-for r in pods namespaces nodes networkpolicies.networking.k8s.io; do
+for r in $RESOURCES; do
   for v in get list watch; do
     if a auth can-i "$v" "$r" --all-namespaces >/dev/null; then ok "$v $r"; else bad "cannot $v $r"; fi
   done
 done
 
 section "cannot (auth can-i)"
-for r in pods namespaces nodes networkpolicies.networking.k8s.io; do
+for r in $RESOURCES; do
   for v in create update patch delete deletecollection; do
     if a auth can-i "$v" "$r" --all-namespaces >/dev/null; then bad "can $v $r"; else ok "no $v $r"; fi
   done
@@ -116,64 +124,18 @@ kind: NetworkPolicy
 metadata: {name: deny}
 spec: {podSelector: {}}
 EOF
-for path in /api/v1/pods /api/v1/namespaces /api/v1/nodes /apis/networking.k8s.io/v1/networkpolicies; do
+for path in /api/v1/pods /api/v1/namespaces /api/v1/nodes /apis/networking.k8s.io/v1/networkpolicies \
+  /apis/policy.networking.k8s.io/v1alpha1/adminnetworkpolicies /apis/policy.networking.k8s.io/v1alpha1/baselineadminnetworkpolicies \
+  /apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies; do
   if a get --raw "$path?limit=500" >/dev/null; then ok "list $path"; else bad "list $path"; fi
   # A real watch: the server streams events and closes after 1 s.
   if out="$(a get --raw "$path?watch=1&timeoutSeconds=1")"; then ok "watch $path ($(grep -c '"type"' <<<"$out" || true) event(s))"; else bad "watch $path"; fi
 done
 if a get --raw /apis/networking.k8s.io/v1/namespaces/rbac-check-ns/networkpolicies/deny >/dev/null; then ok "get networkpolicy rbac-check-ns/deny"; else bad "get networkpolicy"; fi
 
-section "nodes: the agent reads only its own (field selector metadata.name=NODE), as its informer asks"
-# The agent needs its node's addresses (traffic from a pod's own node, the
-# kubelet's probes, is always allowed), not other nodes'. Its informer lists
-# and watches with fieldSelector=metadata.name=NODE: these are its calls.
-k apply -f - >/dev/null <<'EOF'
-apiVersion: v1
-kind: Node
-metadata: {name: rbac-check-node-a}
----
-apiVersion: v1
-kind: Node
-metadata: {name: rbac-check-node-b}
-EOF
-sel='fieldSelector=metadata.name%3Drbac-check-node-a'
-if out="$(a get --raw "/api/v1/nodes?$sel&limit=500")" && grep -q '"rbac-check-node-a"' <<<"$out" && ! grep -q '"rbac-check-node-b"' <<<"$out"; then
-  ok "list nodes?$sel: its node only"; else bad "list nodes?$sel: $out"; fi
-if a get --raw "/api/v1/nodes?$sel&watch=1&timeoutSeconds=1" >/dev/null; then ok "watch nodes?$sel"; else bad "watch nodes?$sel"; fi
-# RBAC can hold a list or watch to one name (resourceNames matches a list
-# or watch whose field selector is metadata.name=NAME), but a ClusterRole
-# is the same for every node's agent, and they share one ServiceAccount:
-# it would have to name every node, and each agent could then read every
-# node anyway. So deploy/ grants get/list/watch on nodes and the agent asks
-# only for its own. Shown here on the API server: a role with resourceNames
-# allows the field-selected list and watch, and refuses the unselected
-# list and the other name.
-k apply -f - >/dev/null <<'EOF'
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: rbac-check-one-node}
-rules:
-- apiGroups: [""]
-  resources: ["nodes"]
-  resourceNames: ["rbac-check-node-a"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: rbac-check-one-node}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rbac-check-one-node}
-subjects:
-- {kind: ServiceAccount, name: nobody, namespace: rbac-check-ns}
-EOF
-NOBODY="$(k -n rbac-check-ns create token nobody --duration=10m)"
-nb() { k --server "$SERVER" --certificate-authority "$TMP/ca.crt" --token "$NOBODY" --kubeconfig /dev/null "$@"; }
-if nb get --raw "/api/v1/nodes?$sel" >/dev/null; then ok "resourceNames: list nodes?$sel allowed"; else bad "resourceNames: list nodes?$sel refused"; fi
-if nb get --raw "/api/v1/nodes?$sel&watch=1&timeoutSeconds=1" >/dev/null; then ok "resourceNames: watch nodes?$sel allowed"; else bad "resourceNames: watch nodes?$sel refused"; fi
-denied "resourceNames: list every node"      nb get --raw /api/v1/nodes
-denied "resourceNames: list the other node"  nb get --raw "/api/v1/nodes?fieldSelector=metadata.name%3Drbac-check-node-b"
-k delete clusterrolebinding rbac-check-one-node >/dev/null
-k delete clusterrole rbac-check-one-node >/dev/null
-k delete node rbac-check-node-a rbac-check-node-b >/dev/null
+# Nodes: the agent reads every node (cluster policies' nodes peers select
+# nodes by label, anywhere in the cluster), so no field selector narrows
+# its node calls: the list and watch above are its calls.
 denied "create namespace"            a create namespace rbac-check-other
 denied "delete networkpolicy"        a -n rbac-check-ns delete networkpolicy deny
 denied "label namespace"             a label namespace rbac-check-ns x=y

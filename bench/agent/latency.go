@@ -394,10 +394,7 @@ func compileDiag(c *cluster) (diag, error) {
 		}
 		e.UpsertNamespace(m)
 	}
-	for _, n := range c.nodes {
-		if n.Name != localNode {
-			continue // the agent watches only its own node
-		}
+	for _, n := range c.nodes { // the agent watches every node
 		m, err := apiconv.Node(n)
 		if err != nil {
 			return d, err
