@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -11,13 +12,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+
+	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha2"
 
 	"github.com/palisade-net/palisade/internal/apiconv"
 	"github.com/palisade-net/palisade/internal/dataplane"
 	"github.com/palisade-net/palisade/internal/engine"
+	"github.com/palisade-net/palisade/internal/kube"
 	"github.com/palisade-net/palisade/internal/lab/kubelet"
+	"github.com/palisade-net/palisade/internal/manifest"
 	"github.com/palisade-net/palisade/internal/model"
 	"github.com/palisade-net/palisade/internal/truth"
 )
@@ -57,13 +65,11 @@ func (o *KubeObserver) Setup(ctx context.Context, c *model.Cluster) error {
 	if err := WaitAgents(ctx, o.Name, 60*time.Second); err != nil {
 		return err
 	}
-	cfg, err := KubeRESTConfig(o.Kubeconfig)
+	cs, err := kube.NewClient(o.Kubeconfig, "palisade-conformance")
 	if err != nil {
 		return err
 	}
-	if o.cs, err = kubernetes.NewForConfig(cfg); err != nil {
-		return err
-	}
+	o.cs = cs
 	o.last = model.NewCluster()
 	// Policies left in these namespaces by an earlier run would change
 	// what the scenario means.
@@ -72,7 +78,60 @@ func (o *KubeObserver) Setup(ctx context.Context, c *model.Cluster) error {
 			return err
 		}
 	}
+	if err := o.clearClusterPolicies(ctx); err != nil {
+		return err
+	}
 	return o.Sync(ctx, c)
+}
+
+// conformanceLabel marks the cluster policies a run writes: cluster-scoped,
+// they outlive the run's namespaces, and only these may be deleted.
+const conformanceLabel = "palisade.dev/conformance"
+
+// clearClusterPolicies deletes the cluster policies an earlier run left,
+// and refuses to run beside anyone else's: they would change what every
+// scenario means.
+func (o *KubeObserver) clearClusterPolicies(ctx context.Context) error {
+	pc := o.cs.(*kube.Client).Policies
+	lists := []struct {
+		kind string
+		list func() (runtime.Object, error)
+	}{
+		{model.KindAdminNetworkPolicy, func() (runtime.Object, error) {
+			return pc.PolicyV1alpha1().AdminNetworkPolicies().List(ctx, metav1.ListOptions{})
+		}},
+		{model.KindBaselineAdminNetworkPolicy, func() (runtime.Object, error) {
+			return pc.PolicyV1alpha1().BaselineAdminNetworkPolicies().List(ctx, metav1.ListOptions{})
+		}},
+		{model.KindClusterNetworkPolicy, func() (runtime.Object, error) {
+			return pc.PolicyV1alpha2().ClusterNetworkPolicies().List(ctx, metav1.ListOptions{})
+		}},
+	}
+	var objs []manifest.Object
+	for _, l := range lists {
+		list, err := l.list()
+		if apierrors.IsNotFound(err) {
+			continue // not served
+		}
+		if err != nil {
+			return fmt.Errorf("list %s: %w", l.kind, err)
+		}
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			m, err := meta.Accessor(it)
+			if err != nil {
+				return err
+			}
+			if m.GetLabels()[conformanceLabel] != "true" {
+				return fmt.Errorf("the API server holds %s/%s, which the conformance run did not write: it would change what the scenarios mean (delete it, or run against another API server)", l.kind, m.GetName())
+			}
+			objs = append(objs, clusterPolicyObject(l.kind, m.GetName()))
+		}
+	}
+	return o.deleteClusterPolicies(ctx, objs)
 }
 
 // Sync writes c's namespaces, pods and policies to the API server, then
@@ -151,7 +210,59 @@ func (o *KubeObserver) write(ctx context.Context, c *model.Cluster) error {
 			return fmt.Errorf("networkpolicy %s: %w", k, err)
 		}
 	}
-	return nil
+	return o.writeClusterPolicies(ctx, c)
+}
+
+// writeClusterPolicies deletes the cluster policies c no longer holds and
+// applies the new and changed ones, as the API objects a user would write
+// (in the kind and version the scenario used), labelled as the run's.
+func (o *KubeObserver) writeClusterPolicies(ctx context.Context, c *model.Cluster) error {
+	var gone, apply []manifest.Object
+	for k := range o.last.ClusterPolicies {
+		if c.ClusterPolicies[k] == nil {
+			gone = append(gone, clusterPolicyObject(k.Kind, k.Name))
+		}
+	}
+	if err := o.deleteClusterPolicies(ctx, gone); err != nil {
+		return err
+	}
+	for k, p := range c.ClusterPolicies {
+		if o.last.ClusterPolicies[k] == p {
+			continue
+		}
+		obj, err := apiconv.ClusterPolicyToAPI(p)
+		if err != nil {
+			return err
+		}
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return err
+		}
+		m.SetLabels(map[string]string{conformanceLabel: "true"})
+		apply = append(apply, manifest.Object{Kind: k.Kind, Key: model.Key{Name: k.Name}, Source: "conformance", API: obj})
+	}
+	return kube.Apply(ctx, o.cs, apply, io.Discard)
+}
+
+// clusterPolicyObject names a cluster policy for kube.Delete, whose client
+// is picked by the type of the object.
+func clusterPolicyObject(kind, name string) manifest.Object {
+	var api runtime.Object = &v1alpha2.ClusterNetworkPolicy{}
+	switch kind {
+	case model.KindAdminNetworkPolicy:
+		api = &v1alpha1.AdminNetworkPolicy{}
+	case model.KindBaselineAdminNetworkPolicy:
+		api = &v1alpha1.BaselineAdminNetworkPolicy{}
+	}
+	return manifest.Object{Kind: kind, Key: model.Key{Name: name}, Source: "conformance", API: api}
+}
+
+func (o *KubeObserver) deleteClusterPolicies(ctx context.Context, objs []manifest.Object) error {
+	err := kube.Delete(ctx, o.cs, objs, metav1.DeleteOptions{}, o.SyncWait, io.Discard)
+	if errors.Is(err, kube.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // waitEnforced waits until the lab runs c's pods (with c's labels and
@@ -192,7 +303,7 @@ func (o *KubeObserver) enforced(c *model.Cluster) string {
 	// What c means with the lab's placement: the pods as the lab runs
 	// them, the policies and namespace labels as the scenario wrote them.
 	want := lc.Clone()
-	want.Policies, want.Namespaces = c.Policies, c.Namespaces
+	want.Policies, want.Namespaces, want.ClusterPolicies = c.Policies, c.Namespaces, c.ClusterPolicies
 	e := engine.FromCluster(want)
 	for _, node := range l.Nodes() {
 		got, err := dataplane.Read(l.NodeNetNS(node))
@@ -227,13 +338,15 @@ func (o *KubeObserver) Teardown() error {
 				errs = append(errs, err)
 			}
 		}
+		errs = append(errs, o.clearClusterPolicies(ctx))
 	}
 	errs = append(errs, KubeDown(o.Name))
 	return errors.Join(errs...)
 }
 
 // podToAPI is the pod a user would create for p: its labels and ports, and
-// its addresses requested from the lab's kubelet.
+// its addresses requested from the lab's kubelet. A host-network pod is
+// bound to its node: it answers on that node's addresses.
 func podToAPI(p *model.Pod) *corev1.Pod {
 	var ips []string
 	for _, ip := range p.IPs {
@@ -243,11 +356,20 @@ func podToAPI(p *model.Pod) *corev1.Pod {
 	for _, cp := range p.Ports {
 		c.Ports = append(c.Ports, corev1.ContainerPort{Name: cp.Name, ContainerPort: int32(cp.Port), Protocol: corev1.Protocol(cp.Protocol.String())})
 	}
-	return &corev1.Pod{
+	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: p.Namespace, Name: p.Name, Labels: p.Labels,
 			Annotations: map[string]string{kubelet.RequestedIPsAnnotation: strings.Join(ips, ",")},
 		},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{c}, HostNetwork: p.HostNetwork},
 	}
+	if p.HostNetwork {
+		pod.Spec.NodeName = p.Node
+	}
+	return pod
 }
+
+// EnforcesClusterPolicyKind reports that the agents enforce every kind:
+// KubeUp installs the CRDs the API server lacks before they start. A
+// version the server does not serve fails the scenario's apply, loudly.
+func (o *KubeObserver) EnforcesClusterPolicyKind(string) bool { return true }
