@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
@@ -84,17 +85,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 			fullLoad := time.Since(start)
 
-			// Policies isolating local pods for ingress: their changes
-			// reach the node.
-			var used []*model.Policy
-			for _, p := range c.SortedPolicies() {
-				if p.Ingress && len(localSelectedPods(e, p)) > 0 {
-					used = append(used, p)
-				}
-				if len(used) == 50 {
-					break
-				}
-			}
+			used := isolatingLocal(c, e)
 			var durs []time.Duration
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -116,6 +107,21 @@ func BenchmarkApply(b *testing.B) {
 			b.ReportMetric(float64(durs[len(durs)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
+}
+
+// isolatingLocal returns 50 policies isolating local pods for ingress:
+// their changes reach the node.
+func isolatingLocal(c *model.Cluster, e *engine.Engine) []*model.Policy {
+	var used []*model.Policy
+	for _, p := range c.SortedPolicies() {
+		if p.Ingress && len(localSelectedPods(e, p)) > 0 {
+			used = append(used, p)
+		}
+		if len(used) == 50 {
+			break
+		}
+	}
+	return used
 }
 
 func localSelectedPods(e *engine.Engine, spec *model.Policy) []*model.Pod {
@@ -152,5 +158,42 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(sets), "sets")
 			b.ReportMetric(float64(elems), "elements")
 		})
+	}
+}
+
+// BenchmarkCompileChanges is the agent's path for one policy update: the
+// engine takes the change and the incremental Compiler recompiles what it
+// names. Its allocations drive the agent's GC between events. The
+// updates add a rule on a port of its own (variant), or a team's
+// namespaces on the named port metrics (bench/agent's update).
+func BenchmarkCompileChanges(b *testing.B) {
+	updates := []struct {
+		name string
+		edit func(p *model.Policy, i int) *model.Policy
+	}{
+		{"port", variant},
+		{"team-named-port", func(p *model.Policy, i int) *model.Policy {
+			q := *p
+			q.IngressRules = append(slices.Clip(p.IngressRules), fixture.Rule(
+				fixture.Peers(fixture.NsPeer(fmt.Sprintf("team=team-%d", i%10))), fixture.NamedPort(model.TCP, "metrics")))
+			return &q
+		}},
+	}
+	for _, sc := range scales[:2] {
+		for _, up := range updates {
+			b.Run(sc.name+"/"+up.name, func(b *testing.B) {
+				c := scaleCluster(sc.pods, sc.namespaces, sc.policies, sc.local)
+				e := engine.FromCluster(c)
+				cc := NewCompiler(localNode, Options{})
+				cc.Compile(e, e.TakeChanges())
+				used := isolatingLocal(c, e)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					e.UpsertPolicy(up.edit(used[i%len(used)], i))
+					cc.Compile(e, e.TakeChanges())
+				}
+			})
+		}
 	}
 }

@@ -111,7 +111,9 @@ type compiler struct {
 	// sets of another family could never be reached: they are left out.
 	fams []Family
 	// sets are the policies' shared sets, by name (see shared).
-	sets     map[string]*Set
+	sets map[string]*Set
+	// polRules are the policies' rules of this compile (full path; the
+	// incremental one keeps them in used).
 	polRules map[polDir][]Rule
 	// rec collects the sets made for the policy being compiled, in
 	// order, for the Compiler's cache.
@@ -120,6 +122,8 @@ type compiler struct {
 	ranges map[string]*[2][]netipx.IPRange
 	// used are the cache entries of this compile (incremental path).
 	used map[polDir]*polEntry
+	// chains are the pod-group chains of this compile (incremental path).
+	chains map[string]*keptChain
 	// iso are the isolating policies of each local pod (incremental path).
 	iso map[model.Key]*[2][]*engine.Policy
 	// clRules are the cluster policies' rules by policy and direction
@@ -245,23 +249,13 @@ func (c *compiler) compile() *Ruleset {
 					has[famIndex(ip.Unmap())] = true
 				}
 			}
-			var rules []Rule
 			for _, pol := range g.pols {
-				rules = append(rules, c.rulesFor(pol, dir)...)
+				c.rulesFor(pol, dir) // compiled or taken from the cache once
 			}
 			for fi, fam := range families {
-				if !has[fi] {
-					continue
+				if has[fi] {
+					chains = append(chains, c.groupChain(g, fam))
 				}
-				ch := &Chain{Name: famChain(g.name, fam)}
-				for _, r := range rules {
-					if r.Family == FamilyAny || r.Family == fam {
-						ch.Rules = append(ch.Rules, r)
-					}
-				}
-				cheapFirst(ch.Rules)
-				ch.Rules = append(ch.Rules, c.tail(dir, ch.Name, fam)...)
-				chains = append(chains, ch)
 			}
 			for _, p := range g.pods {
 				entry[dir][p] = g.name
@@ -307,6 +301,39 @@ func (c *compiler) compile() *Ruleset {
 		c.inc.finish(c)
 	}
 	return rs
+}
+
+// groupChain returns the chain of group g in family fam: its policies'
+// rules of that family, cheapest first, then the tail. On the incremental
+// path a chain built from the same cache entries as last time is the same
+// *Chain, which spares the allocation and lets Enforcer.Apply skip it.
+func (c *compiler) groupChain(g *group, fam Family) *Chain {
+	name := famChain(g.name, fam)
+	var from []*polEntry
+	if c.inc != nil {
+		from = make([]*polEntry, len(g.pols))
+		for i, pol := range g.pols {
+			from[i] = c.used[polDir{pol.Key, g.dir}]
+		}
+		if k := c.inc.chains[name]; k != nil && slices.Equal(k.from, from) {
+			c.chains[name] = k
+			return k.chain
+		}
+	}
+	ch := &Chain{Name: name}
+	for _, pol := range g.pols {
+		for _, r := range c.rulesFor(pol, g.dir) {
+			if r.Family == FamilyAny || r.Family == fam {
+				ch.Rules = append(ch.Rules, r)
+			}
+		}
+	}
+	cheapFirst(ch.Rules)
+	ch.Rules = append(ch.Rules, c.tail(g.dir, ch.Name, fam)...)
+	if c.inc != nil {
+		c.chains[name] = &keptChain{chain: ch, from: from}
+	}
+	return ch
 }
 
 func famIndex(a netip.Addr) int {
@@ -475,10 +502,10 @@ func cheapFirst(rules []Rule) {
 // includes the policy shares them, and the sets they name.
 func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 	pk := polDir{pol.Key, dir}
-	if rules, ok := c.polRules[pk]; ok {
-		return rules
-	}
 	if c.inc != nil {
+		if ent := c.used[pk]; ent != nil {
+			return ent.rules // already in this compile
+		}
 		if ent := c.inc.cache[pk]; ent != nil {
 			// Its sets are shared: another policy may have put them in
 			// already (with the same elements, or both would be dirty).
@@ -487,19 +514,21 @@ func (c *compiler) rulesFor(pol *engine.Policy, dir model.Direction) []Rule {
 					c.sets[s.Name] = s
 				}
 			}
-			c.polRules[pk] = ent.rules
 			c.used[pk] = ent
 			return ent.rules
 		}
+	} else if rules, ok := c.polRules[pk]; ok {
+		return rules
 	}
 	c.rec = c.rec[:0]
 	var out []Rule
 	for _, r := range pol.Rules[dir] {
 		out = append(out, c.ruleRules(pol, r)...)
 	}
-	c.polRules[pk] = out
 	if c.inc != nil {
 		c.used[pk] = &polEntry{rules: out, sets: append([]*Set(nil), c.rec...)}
+	} else {
+		c.polRules[pk] = out
 	}
 	return out
 }

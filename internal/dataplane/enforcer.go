@@ -438,6 +438,8 @@ func (t *txn) diff(old, new *Ruleset) bool {
 		switch {
 		case o == nil:
 			t.addRules(c)
+		case o == c:
+			// kept from the last ruleset (Compiler's cache)
 		case !sameRules(o.Rules, c.Rules):
 			t.add(op{kind: opFlushChain, chain: c})
 			t.stats.ChainsFlushed++

@@ -42,6 +42,15 @@ type Compiler struct {
 	// ClusterRecompiled counts cluster policy-directions compiled by the
 	// last Compile.
 	ClusterRecompiled int
+	// chains are the pod-group chains of the last compile, by name.
+	chains map[string]*keptChain
+}
+
+// keptChain is a pod-group chain and the cache entries of the policies
+// it was built from, in order.
+type keptChain struct {
+	chain *Chain
+	from  []*polEntry
 }
 
 // polEntry is the compiled form of one policy in one direction: its
@@ -97,18 +106,20 @@ func (cc *Compiler) Compile(e *engine.Engine, ch engine.Changes) *Ruleset {
 	if ch.ClusterPolicies || len(ch.Pods) > 0 || len(ch.Namespaces) > 0 || len(ch.Nodes) > 0 {
 		clear(cc.cl)
 	}
+	// The maps are sized as last time: growing them from empty was a fifth
+	// of what one policy's change allocated at 10k policies.
 	c := &compiler{
-		inc:      cc,
-		e:        e,
-		node:     cc.node,
-		opts:     cc.opts,
-		sets:     map[string]*Set{},
-		polRules: map[polDir][]Rule{},
-		used:     map[polDir]*polEntry{},
-		ranges:   map[string]*[2][]netipx.IPRange{},
-		iso:      map[model.Key]*[2][]*engine.Policy{},
-		clRules:  map[clusterDir][]Rule{},
-		clUsed:   map[clusterDir]*polEntry{},
+		inc:     cc,
+		e:       e,
+		node:    cc.node,
+		opts:    cc.opts,
+		sets:    make(map[string]*Set, len(cc.shared)),
+		used:    make(map[polDir]*polEntry, len(cc.cache)),
+		chains:  make(map[string]*keptChain, len(cc.chains)),
+		ranges:  map[string]*[2][]netipx.IPRange{},
+		iso:     make(map[model.Key]*[2][]*engine.Policy, len(cc.iso)),
+		clRules: map[clusterDir][]Rule{},
+		clUsed:  map[clusterDir]*polEntry{},
 	}
 	return c.compile()
 }
@@ -146,6 +157,7 @@ func (cc *Compiler) finish(c *compiler) {
 	}
 	cc.cl = c.clUsed
 	cc.cache = c.used
+	cc.chains = c.chains
 	cc.iso = c.iso
 	cc.shared = c.sets // every policy set is a shared one
 }

@@ -311,7 +311,7 @@ func TestCompilerMatchesCompile(t *testing.T) {
 			w := &randWorld{r: rand.New(rand.NewPCG(seed, 42)), e: engine.New()}
 			cc := NewCompiler("n0", opts)
 			var prevInc, prevFull *Ruleset
-			recompiled, cached, guarded := 0, 0, 0
+			recompiled, cached, guarded, keptChains := 0, 0, 0, 0
 			for step := 0; step < steps; step++ {
 				for n := 1 + w.r.IntN(3); n > 0; n-- {
 					w.edit()
@@ -332,6 +332,11 @@ func TestCompilerMatchesCompile(t *testing.T) {
 					if a, b := diffOps(t, prevInc, inc), diffOps(t, prevFull, full); !slices.Equal(a, b) {
 						t.Fatalf("step %d: Apply's diff differs:\nincremental %q\nfull %q", step, a, b)
 					}
+					for _, c := range inc.Chains {
+						if slices.Contains(prevInc.Chains, c) {
+							keptChains++
+						}
+					}
 				}
 				recompiled += cc.Recompiled
 				cached += len(cc.cache)
@@ -342,9 +347,12 @@ func TestCompilerMatchesCompile(t *testing.T) {
 				}
 				prevInc, prevFull = inc, full
 			}
-			t.Logf("%d steps: %d policy-directions recompiled, %d in use summed over compiles; %d guard sets with pods", steps, recompiled, cached, guarded)
+			t.Logf("%d steps: %d policy-directions recompiled, %d in use summed over compiles; %d pod-group chains kept; %d guard sets with pods", steps, recompiled, cached, keptChains, guarded)
 			if recompiled >= cached {
 				t.Errorf("nothing came from the cache")
+			}
+			if keptChains == 0 {
+				t.Errorf("no pod-group chain was kept from one compile to the next")
 			}
 			if (guarded == 0) != opts.AllowUnknown {
 				t.Errorf("%d guard sets with pods, AllowUnknown %v", guarded, opts.AllowUnknown)
