@@ -272,7 +272,8 @@ func parsePacket(b []byte) (packet, bool) {
 const logPrefix = "palisade-drop "
 
 // chainOf returns the chain a log prefix names, and the direction its
-// name says (ing-… or egr-…).
+// name says (ing-… or egr-…); or the unknown-pod guard's name for its
+// drops, with the direction of the unknown address's traffic.
 func chainOf(prefix string) (string, model.Direction, bool) {
 	rest, ok := strings.CutPrefix(prefix, logPrefix)
 	if !ok {
@@ -280,13 +281,17 @@ func chainOf(prefix string) (string, model.Direction, bool) {
 	}
 	chain, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	switch {
-	case strings.HasPrefix(chain, "ing-"):
+	case strings.HasPrefix(chain, "ing-"), chain == dataplane.GuardDestination:
 		return chain, model.Ingress, true
-	case strings.HasPrefix(chain, "egr-"):
+	case strings.HasPrefix(chain, "egr-"), chain == dataplane.GuardSource:
 		return chain, model.Egress, true
 	}
 	return "", 0, false
 }
+
+// unknownPod is the reason of a deny line for the unknown-pod guard's
+// drops: no policy decided.
+const unknownPod = "unknown_pod_address"
 
 // repeatWindow is how long a logged connection's retransmissions (TCP
 // SYN retries, further UDP datagrams) stay out of the log.
@@ -393,9 +398,12 @@ func (d *denyLog) record(ctx context.Context, rec LogRecord) {
 	if pods != (model.Key{}) {
 		attrs = append(attrs, slog.String("pod", pods.String()))
 	}
-	if cluster != "" {
+	switch {
+	case chain == dataplane.GuardSource || chain == dataplane.GuardDestination:
+		attrs = append(attrs, slog.String("reason", unknownPod))
+	case cluster != "":
 		attrs = append(attrs, slog.String("cluster_policy", cluster))
-	} else {
+	default:
 		attrs = append(attrs, slog.Any("policies", policies))
 	}
 	attrs = append(attrs, slog.String("chain", chain))

@@ -321,6 +321,26 @@ func TestDenyLogLines(t *testing.T) {
 	check(cl, "policies", nil)
 	check(cl, "pod", "shop/web")
 	check(cl, "chain", chain)
+
+	// The unknown-pod guard's drops: the address no pod known to the agent
+	// has, and why; no policy decided.
+	fl.recs <- []LogRecord{
+		{Prefix: "palisade-drop " + dataplane.GuardSource + " ", Payload: ipv4TCP("10.0.0.77", "10.0.1.1", 40002, 8080, 5)},
+		{Prefix: "palisade-drop " + dataplane.GuardDestination + " ", Payload: ipv4TCP("10.0.1.1", "10.0.0.78", 40003, 80, 5)},
+	}
+	eventually(t, "two guard lines", func() bool { return len(out.Lines("connection denied")) == 6 })
+	src, dst := out.Lines("connection denied")[4], out.Lines("connection denied")[5]
+	check(src, "direction", "egress")
+	check(src, "src", map[string]any{"ip": "10.0.0.77"})
+	check(src, "dst.pod", "client")
+	check(src, "reason", "unknown_pod_address")
+	check(src, "policies", nil)
+	check(src, "pod", nil)
+	check(src, "chain", dataplane.GuardSource)
+	check(dst, "direction", "ingress")
+	check(dst, "dst", map[string]any{"ip": "10.0.0.78"})
+	check(dst, "reason", "unknown_pod_address")
+	check(dst, "chain", dataplane.GuardDestination)
 }
 
 func mustJSON(v any) string {

@@ -230,7 +230,7 @@ func (c *compiler) compile() *Ruleset {
 		s.Elems = append(s.Elems, Elem{Addr: ip})
 	}
 
-	rs.Chains = append(rs.Chains, baseChains(guarded)...)
+	rs.Chains = append(rs.Chains, baseChains(guarded, c.opts)...)
 
 	var chains []*Chain
 	// entry is the chain (without family suffix) each local pod's
@@ -750,18 +750,24 @@ func (c *compiler) tail(dir model.Direction, chain string, fam Family) []Rule {
 		{Family: fam, Addr: &AddrMatch{Field: podField, Set: dropsName(dir) + fam.suffix()}},
 	}
 	if c.opts.LogDrops {
-		rate := c.opts.LogRate
-		if rate == 0 {
-			rate = 10
-		}
-		prefix := logPrefix + chain + " "
-		if len(prefix) > maxLogPrefix {
-			prefix = prefix[:maxLogPrefix]
-		}
-		out = append(out, Rule{Log: &Log{Prefix: prefix, Group: c.opts.LogGroup, Rate: rate}})
+		out = append(out, Rule{Log: c.opts.log(chain)})
 	}
 	out = append(out, Rule{Counter: true, Verdict: VerdictDrop})
 	return out
+}
+
+// log is the NFLOG action of a drop in chain, or in one of the guard's
+// rules (GuardSource, GuardDestination): "palisade-drop NAME ".
+func (o Options) log(name string) *Log {
+	rate := o.LogRate
+	if rate == 0 {
+		rate = 10
+	}
+	prefix := logPrefix + name + " "
+	if len(prefix) > maxLogPrefix {
+		prefix = prefix[:maxLogPrefix]
+	}
+	return &Log{Prefix: prefix, Group: o.LogGroup, Rate: rate}
 }
 
 // baseChains are the hooked chains: replies pass, new connections go to
@@ -771,7 +777,7 @@ func (c *compiler) tail(dir model.Direction, chain string, fam Family) []Rule {
 // (forward) an address of the node's pod CIDRs that is no known pod's is
 // dropped first. Not to one on input: the CNI's gateway address (cni0's
 // 10.244.0.1) is in the pod CIDR and is the node's own.
-func baseChains(guarded [2]bool) []*Chain {
+func baseChains(guarded [2]bool, opts Options) []*Chain {
 	est := Rule{CtEstablished: true, Verdict: VerdictAccept}
 	guard := func(fields ...Field) []Rule {
 		var out []Rule
@@ -780,9 +786,19 @@ func baseChains(guarded [2]bool) []*Chain {
 				if !guarded[fi] {
 					continue
 				}
-				what := "source"
+				what, name := "source", GuardSource
 				if field == Daddr {
-					what = "destination"
+					what, name = "destination", GuardDestination
+				}
+				if opts.LogDrops {
+					// Its own rule: over the rate limit, it does not
+					// match, and the drop below must still.
+					out = append(out, Rule{
+						Family:  fam,
+						Addr:    &AddrMatch{Field: field, Set: localCIDRs + fam.suffix()},
+						NotAddr: &AddrMatch{Field: field, Set: knownPods + fam.suffix()},
+						Log:     opts.log(name),
+					})
 				}
 				out = append(out, Rule{
 					Family:  fam,

@@ -75,9 +75,11 @@ func goldenCases() []struct {
 	}{
 		{"seed-frontend-access", seedCluster, Options{}},
 		{"cluster-tiers", clusterTiers, Options{LogDrops: true, LogGroup: 2}},
+		// With the unknown-pod guard: its drops are logged too.
 		{"seed-default-deny-all", func() *model.Cluster {
 			c := seedCluster()
 			addPolicy(c, defaultDenyAll("default"))
+			c.Nodes["node-1"].PodCIDRs = []netip.Prefix{prefix("10.20.0.0/24")}
 			return c
 		}, Options{LogDrops: true, LogGroup: 7}},
 		// ingress-on-one-named-port and egress-on-one-named-port together.
@@ -500,6 +502,8 @@ func TestUnknownPodGuardCIDRs(t *testing.T) {
 		{"node's", Options{}, []string{"10.20.0.0/24"}, nil, 3, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.20.0.50"}, true},
 		{"flag's", Options{PodCIDRs: []netip.Prefix{prefix("10.20.0.0/28"), prefix("fd00:20::/64")}}, []string{"10.20.0.0/28"}, []string{"fd00:20::/64"}, 6, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13"}, false},
 		{"off", Options{AllowUnknown: true, PodCIDRs: []netip.Prefix{prefix("10.20.0.0/16")}}, nil, nil, 0, nil, true},
+		// Each drop follows a log rule of the same matches.
+		{"logged", Options{LogDrops: true, LogGroup: 4}, []string{"10.20.0.0/24"}, nil, 6, []string{"10.20.0.11", "10.20.0.12", "10.20.0.13", "10.20.0.50"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := Compile(e, "node-1", tc.opts)
@@ -517,6 +521,24 @@ func TestUnknownPodGuardCIDRs(t *testing.T) {
 			}
 			if got := guardRules(rs); got != tc.rules {
 				t.Errorf("%d guard rules, want %d:\n%s", got, tc.rules, rs)
+			}
+			for _, ch := range rs.Chains[:2] {
+				for i, r := range ch.Rules {
+					if r.NotAddr == nil || r.Log != nil {
+						continue
+					}
+					if !tc.opts.LogDrops {
+						continue
+					}
+					want := "palisade-drop " + GuardSource + " "
+					if r.Addr.Field == Daddr {
+						want = "palisade-drop " + GuardDestination + " "
+					}
+					if i == 0 || ch.Rules[i-1].Log == nil || ch.Rules[i-1].Log.Prefix != want ||
+						!ptrEqual(ch.Rules[i-1].Addr, r.Addr) || !ptrEqual(ch.Rules[i-1].NotAddr, r.NotAddr) || ch.Rules[i-1].Verdict != VerdictNone {
+						t.Errorf("%s: guard drop %d is not preceded by its log rule (prefix %q):\n%s", ch.Name, i, want, rs)
+					}
+				}
 			}
 		})
 	}

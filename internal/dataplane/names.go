@@ -44,6 +44,15 @@ const (
 	maxLogPrefix = 127
 )
 
+// GuardSource and GuardDestination name the unknown-pod guard's drops in
+// NFLOG prefixes (in place of a chain's name): a new connection from, or
+// to, an address of the node's pod CIDRs that no pod known to the agent
+// has.
+const (
+	GuardSource      = "unknown-pod-source"
+	GuardDestination = "unknown-pod-destination"
+)
+
 // hashString returns the first n hex digits of sha256(s).
 func hashString(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))

@@ -190,15 +190,17 @@ type agentOpts struct {
 	// crdRecheck is how often the source asks discovery again which
 	// cluster policy kinds are served (kube.SourceOptions.CRDRecheck).
 	crdRecheck time.Duration
+	// podCIDRs turn the unknown-pod guard on (--pod-cidr).
+	podCIDRs []netip.Prefix
 }
 
 func startAgent(t *testing.T, kubeconfig, nodeName, nsPath string, o agentOpts) *runningAgent {
 	t.Helper()
 	r := &runningAgent{t: t, logs: &fixture.LogBuffer{}, done: make(chan error, 1)}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(r.logs, testWriter{t}), nil))
-	dopts := dataplane.Options{}
+	dopts := dataplane.Options{PodCIDRs: o.podCIDRs}
 	if o.logDenied {
-		dopts = dataplane.Options{LogDrops: true, LogGroup: agent.DenyLogGroup, LogRate: agent.DenyLogRate}
+		dopts.LogDrops, dopts.LogGroup, dopts.LogRate = true, agent.DenyLogGroup, agent.DenyLogRate
 	}
 	node, err := agent.NewNode(nodeName, nsPath, dopts)
 	if err != nil {

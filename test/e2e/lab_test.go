@@ -133,14 +133,29 @@ func (al *agentLab) serveEcho() {
 
 // dial connects from the client pod to the server's echo port.
 func (al *agentLab) dial(network string, ip netip.Addr, timeout time.Duration) (net.Conn, error) {
+	return al.dialFrom(netip.Addr{}, network, ip, timeout)
+}
+
+// dialFrom dials from the client pod with source address src (any, when
+// invalid).
+func (al *agentLab) dialFrom(src netip.Addr, network string, ip netip.Addr, timeout time.Duration) (net.Conn, error) {
 	ns, err := al.l.PodNetNS(al.client)
 	if err != nil {
 		return nil, err
 	}
+	d := net.Dialer{Timeout: timeout}
+	if src.IsValid() {
+		switch network {
+		case "tcp":
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		case "udp":
+			d.LocalAddr = &net.UDPAddr{IP: src.AsSlice()}
+		}
+	}
 	var c net.Conn
 	err = netns.Do(ns, func() error {
 		var err error
-		c, err = net.DialTimeout(network, netip.AddrPortFrom(ip, echoPort).String(), timeout)
+		c, err = d.Dial(network, netip.AddrPortFrom(ip, echoPort).String())
 		return err
 	})
 	return c, err
@@ -256,7 +271,8 @@ func TestTerminateDenied(t *testing.T) {
 
 // --log-denied: a denied connection makes one JSON line naming the pods,
 // protocol, port, direction and the isolating policies (retransmissions
-// are not logged again); also for IPv6 UDP on egress.
+// are not logged again); also for IPv6 UDP on egress, and for the
+// unknown-pod guard's drops.
 func TestLogDenied(t *testing.T) {
 	srv := needAPIServer(t)
 	al := upAgentLab(t, srv.Kubeconfig)
@@ -264,7 +280,8 @@ func TestLogDenied(t *testing.T) {
 	server4, server6 := al.serverIPs[0], al.serverIPs[1]
 	e.createPolicy(e.allowFrom("deny-server", "server", ""))
 
-	ag := startAgent(t, srv.Kubeconfig, al.node, al.nsPath, agentOpts{logDenied: true})
+	cidrs := []netip.Prefix{netip.PrefixFrom(al.clientIPs[0], 24).Masked(), netip.PrefixFrom(al.clientIPs[1], 64).Masked()}
+	ag := startAgent(t, srv.Kubeconfig, al.node, al.nsPath, agentOpts{logDenied: true, podCIDRs: cidrs})
 	ag.waitReady(10 * time.Second)
 	waitKernel(t, al.nsPath, "the deny policy", 5*time.Second, func(rs *dataplane.Ruleset) bool {
 		return setHas(rs, "ingress4", server4.String())
@@ -327,6 +344,62 @@ func TestLogDenied(t *testing.T) {
 	if v := ag.metric(`palisade_drops_total{direction="ingress",namespace="` + e.ns + `",pod="server"}`); v == "" || v == "0" {
 		t.Errorf("palisade_drops_total for the server's ingress = %q", v)
 	}
+
+	// An address of the pod CIDR that no pod has (a pod the agent has not
+	// heard of yet): the guard drops its connection, and says why.
+	a4 := cidrs[0].Addr().As4()
+	a4[3] = 200
+	stranger := al.addClientAddr(netip.AddrFrom4(a4))
+	if c, err := al.dialFrom(stranger, "tcp", server4, 1500*time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("a connection from an address no pod has succeeded")
+	}
+	waitLines(t, ag, 3)
+	checkLine(t, ag.logs.Lines("connection denied")[2], map[string]any{
+		"direction": "egress",
+		"src.ip":    stranger.String(),
+		"dst.pod":   "server", "dst.ip": server4.String(),
+		"protocol": "TCP", "dst_port": float64(echoPort),
+		"reason": "unknown_pod_address",
+		"chain":  dataplane.GuardSource,
+	})
+	// Scrapes read the kernel's counters at most every 5 s: wait for a
+	// fresh one.
+	deadline := time.Now().Add(8 * time.Second)
+	for {
+		v := ag.metric(`palisade_unknown_pod_drops_total{family="ipv4"}`)
+		if v != "" && v != "0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("palisade_unknown_pod_drops_total for IPv4 = %q", v)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// addClientAddr adds ip to the client pod's eth0 (removed with the
+// lab's namespaces) and returns it.
+func (al *agentLab) addClientAddr(ip netip.Addr) netip.Addr {
+	t := al.t
+	ns, err := al.l.PodNetNS(al.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := netns.NewHandle(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	link, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatalf("add %s to the client: %v", ip, err)
+	}
+	return ip
 }
 
 func waitLines(t *testing.T, ag *runningAgent, n int) {
