@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -14,11 +15,12 @@ import (
 // diffHelp is diff's long help.
 const diffHelp = `Compares two states of a cluster by the connections they allow between the
 pods of both, on every port the pods declare (containerPorts) and every
-port a policy names (80/TCP when there is none), over IPv4. Each connection
-gained or lost is explained: which rule allowed it before or allows it now,
-which policies isolate it, and which of them were added, deleted or changed
-(or, when none was, which labels of the two pods or their namespaces
-changed). Pods of one side only are listed, not compared.
+port a policy names (80/TCP when there is none), over IPv4 (IPv6 with
+-6). Each connection gained or lost is explained: which rule allowed it
+before or allows it now, which policies isolate it, and which of them were
+added, deleted or changed (or, when none was, which labels of the two pods
+or their namespaces changed). Pods of one side only are listed, not
+compared.
 
 A SOURCE, for --old and --new (each repeatable), is a manifest file, a
 directory (read recursively, as -f DIR -R), - for stdin (one side only), or
@@ -80,6 +82,7 @@ func diffFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 	out := fs.String("o", "text", "output: text, json, yaml or md")
 	byPod := fs.Bool("pods", false, "list pod pairs, not workload pairs")
 	quiet := fs.Bool("q", false, "no warning line for skipped objects")
+	ipv6 := fs.Bool("6", false, "compare the pods' IPv6 addresses (a pod with addresses but none of IPv6 neither sends nor receives)")
 	return fs, func(pos []string) error {
 		if err := noArgs("diff", pos); err != nil {
 			return err
@@ -106,7 +109,11 @@ func diffFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 		if err != nil {
 			return sideError("--new", err)
 		}
-		r := reachdiff.Compare(oldC, newC)
+		fam := netip.IPv4Unspecified()
+		if *ipv6 {
+			fam = netip.IPv6Unspecified()
+		}
+		r := reachdiff.Compare(oldC, newC, fam)
 		doc := diffDocument(r, oldIn.describe(), newIn.describe(), *byPod)
 		switch *out {
 		case "json", "yaml":

@@ -88,9 +88,9 @@ var DefaultPort = Port{80, model.TCP}
 // Compare returns the connections between the pods of both clusters that
 // old and new decide differently, on the ports the pods declare
 // (containerPorts) and the ports the policies name (a range's ends),
-// over the pods' IPv4 addresses (pods without addresses by identity, as
-// matrix does).
-func Compare(old, new *model.Cluster) *Result {
+// over the pods' addresses of family (netip.IPv4Unspecified() or
+// IPv6Unspecified(); pods without addresses by identity, as matrix does).
+func Compare(old, new *model.Cluster, family netip.Addr) *Result {
 	r := &Result{}
 	r.Added, r.Deleted, r.Changed = policyChanges(old, new)
 	var keys []model.Key
@@ -114,7 +114,7 @@ func Compare(old, new *model.Cluster) *Result {
 	for i, k := range keys {
 		oldPods[i], newPods[i] = old.Pods[k], new.Pods[k]
 	}
-	x := explainer{old: old, new: new, oe: oe, ne: ne, change: map[string]string{}}
+	x := explainer{old: old, new: new, oe: oe, ne: ne, family: family, change: map[string]string{}}
 	for _, k := range r.Added {
 		x.change[k] = "added"
 	}
@@ -125,8 +125,8 @@ func Compare(old, new *model.Cluster) *Result {
 		x.change[k] = "changed"
 	}
 	for _, p := range r.Ports {
-		og := truth.Predict(oe, oldPods, netip.IPv4Unspecified(), p.Port, p.Protocol)
-		ng := truth.Predict(ne, newPods, netip.IPv4Unspecified(), p.Port, p.Protocol)
+		og := truth.Predict(oe, oldPods, family, p.Port, p.Protocol)
+		ng := truth.Predict(ne, newPods, family, p.Port, p.Protocol)
 		for _, d := range truth.Diff(og, ng) {
 			c := Change{From: d.From, To: d.To, Port: p, Gained: d.Got}
 			c.Reasons = x.explain(parseKey(d.From), parseKey(d.To), p)
@@ -248,6 +248,7 @@ type explainer struct {
 	old, new *model.Cluster
 	oe, ne   *engine.Engine
 	change   map[string]string // policy key (Result's): added, deleted, changed
+	family   netip.Addr
 }
 
 // explain says why the connection from → to on p flipped: for each
@@ -255,8 +256,8 @@ type explainer struct {
 // sides with the rules and policies behind it.
 func (x *explainer) explain(from, to model.Key, p Port) []Reason {
 	conn := func(e *engine.Engine) engine.Verdict {
-		src, _ := engine.PodEndpoint(e.Pod(from), netip.IPv4Unspecified())
-		dst, _ := engine.PodEndpoint(e.Pod(to), netip.IPv4Unspecified())
+		src, _ := engine.PodEndpoint(e.Pod(from), x.family)
+		dst, _ := engine.PodEndpoint(e.Pod(to), x.family)
 		return e.Explain(engine.Conn{From: src, To: dst, Protocol: p.Protocol, Port: p.Port})
 	}
 	ov, nv := conn(x.oe), conn(x.ne)

@@ -2,6 +2,7 @@ package reachdiff
 
 import (
 	"fmt"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 	"github.com/palisade-net/palisade/internal/fixture"
 	"github.com/palisade-net/palisade/internal/model"
 )
+
+var v4, v6 = netip.IPv4Unspecified(), netip.IPv6Unspecified()
 
 // cluster builds default/web (port 80), default/client and prod/api
 // (port 8080), namespace prod labelled env=prod, with policies; tweak
@@ -161,7 +164,7 @@ func TestCompare(t *testing.T) {
 			want: []string{}, onlyNew: []string{"default/extra"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := Compare(tc.old, tc.new)
+			r := Compare(tc.old, tc.new, v4)
 			if got := changes(r); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("changes:\n got %q\nwant %q", got, tc.want)
 			}
@@ -189,7 +192,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestPolicyChanges(t *testing.T) {
-	r := Compare(cluster(nil, denyAll, allowClient), cluster(nil, allowClient8080, fromProd))
+	r := Compare(cluster(nil, denyAll, allowClient), cluster(nil, allowClient8080, fromProd), v4)
 	got := [][]string{r.Added, r.Deleted, r.Changed}
 	want := [][]string{{"default/from-prod"}, {"default/deny-all"}, {"default/allow-client"}}
 	if !reflect.DeepEqual(got, want) {
@@ -201,7 +204,7 @@ func TestPortsDefault(t *testing.T) {
 	c := model.NewCluster()
 	p := fixture.Pod("default/a", "", nil)
 	c.Pods[p.Key()] = p
-	if got := Compare(c, c).Ports; !reflect.DeepEqual(got, []Port{DefaultPort}) {
+	if got := Compare(c, c, v4).Ports; !reflect.DeepEqual(got, []Port{DefaultPort}) {
 		t.Errorf("ports %v, want %v", got, []Port{DefaultPort})
 	}
 }
@@ -231,7 +234,7 @@ func TestLinesGroupsWorkloads(t *testing.T) {
 	for k, p := range old.Pods {
 		new.Pods[k] = p
 	}
-	r := Compare(old, new)
+	r := Compare(old, new, v4)
 	var line *Line
 	for i, l := range Lines(r, false) {
 		if l.From == "default/web-*" && l.To == "default/web-*" {
@@ -260,7 +263,7 @@ func TestClusterPolicyChanges(t *testing.T) {
 		p.IngressRules[0].Ports = []model.ClusterPort{{Protocol: model.UDP, First: port, Last: port}}
 		return &p
 	}
-	r := Compare(cluster(withCluster(baselineProd, adminClient(model.Pass))), cluster(withCluster(withPort(9090))))
+	r := Compare(cluster(withCluster(baselineProd, adminClient(model.Pass))), cluster(withCluster(withPort(9090))), v4)
 	if want := []string{"BaselineAdminNetworkPolicy/default"}; !reflect.DeepEqual(r.Deleted, want) {
 		t.Errorf("deleted %q, want %q", r.Deleted, want)
 	}
@@ -273,5 +276,39 @@ func TestClusterPolicyChanges(t *testing.T) {
 	}
 	if want := "80/TCP 8080/TCP 9090/UDP"; strings.Join(ports, " ") != want {
 		t.Errorf("ports %q, want %q", ports, want)
+	}
+}
+
+// An ipBlock of one family changes only that family's connections: -6
+// compares the pods' IPv6 addresses.
+func TestCompareFamily(t *testing.T) {
+	dual := func(c *model.Cluster) {
+		for i, k := range []model.Key{{Namespace: "default", Name: "web"}, {Namespace: "default", Name: "client"}, {Namespace: "prod", Name: "api"}} {
+			p := c.Pods[k]
+			p.IPs = append(p.IPs, netip.MustParseAddr(fmt.Sprintf("fd00::%d", i+1)))
+		}
+	}
+	fromV6Client := fixture.Policy("default/from-v6-client", fixture.Sel("app=web"),
+		fixture.Ingress(fixture.Rule(fixture.Peers(fixture.BlockPeer("fd00::2/128")))))
+	denyAll := fixture.Policy("default/deny-all", &model.Selector{}, fixture.Types(model.Ingress))
+	old, new := cluster(dual, denyAll), cluster(dual, denyAll, fromV6Client)
+	for _, tc := range []struct {
+		family netip.Addr
+		want   []string
+	}{
+		{v4, nil},
+		{v6, []string{"default/client -> default/web 80/TCP gained", "default/client -> default/web 8080/TCP gained"}},
+	} {
+		var got []string
+		for _, c := range Compare(old, new, tc.family).Changes {
+			verb := "lost"
+			if c.Gained {
+				verb = "gained"
+			}
+			got = append(got, fmt.Sprintf("%s -> %s %d/%s %s", c.From, c.To, c.Port.Port, c.Port.Protocol, verb))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("family %s: %q, want %q", tc.family, got, tc.want)
+		}
 	}
 }
