@@ -44,14 +44,20 @@ func parseAddr(s string) (netip.Addr, bool) {
 	return ip.Unmap(), err == nil
 }
 
+// flagFamily is the unspecified address of the family a -6 flag picks: the
+// engine's and the lab's way of naming one.
+func flagFamily(ipv6 bool) netip.Addr {
+	if ipv6 {
+		return netip.IPv6Unspecified()
+	}
+	return netip.IPv4Unspecified()
+}
+
 // connFamily returns the connection's address family: that of an address
 // given as --from or --to, else IPv6 with -6, else IPv4. Addresses of two
 // families, or -6 with an IPv4 address, are an error: a connection has one.
 func connFamily(from, to string, v6 bool) (netip.Addr, error) {
-	fam := netip.IPv4Unspecified()
-	if v6 {
-		fam = netip.IPv6Unspecified()
-	}
+	fam := flagFamily(v6)
 	by := "" // the flag and address that set fam
 	for _, a := range [][2]string{{"--from", from}, {"--to", to}} {
 		ip, ok := parseAddr(a[1])

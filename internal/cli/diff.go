@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/netip"
 	"slices"
 	"strings"
 
@@ -109,11 +108,7 @@ func diffFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 		if err != nil {
 			return sideError("--new", err)
 		}
-		fam := netip.IPv4Unspecified()
-		if *ipv6 {
-			fam = netip.IPv6Unspecified()
-		}
-		r := reachdiff.Compare(oldC, newC, fam)
+		r := reachdiff.Compare(oldC, newC, flagFamily(*ipv6))
 		doc := diffDocument(r, oldIn.describe(), newIn.describe(), *byPod)
 		switch *out {
 		case "json", "yaml":

@@ -304,10 +304,7 @@ func labMatrix(s Streams, args []string) error {
 	if len(ports) == 0 {
 		ports = stringList{"80/TCP"}
 	}
-	fam := netip.IPv4Unspecified()
-	if *ipv6 {
-		fam = netip.IPv6Unspecified()
-	}
+	fam := flagFamily(*ipv6)
 	l, err := lab.Load(lf.name)
 	if err != nil {
 		return err

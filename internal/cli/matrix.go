@@ -3,7 +3,6 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"net/netip"
 	"path"
 	"regexp"
 	"sort"
@@ -53,10 +52,7 @@ func matrixFlags(s Streams) (*flag.FlagSet, func(pos []string) error) {
 			return err
 		}
 		e := engine.FromCluster(c)
-		fam := netip.IPv4Unspecified()
-		if *ipv6 {
-			fam = netip.IPv6Unspecified()
-		}
+		fam := flagFamily(*ipv6)
 		pods, err := matrixPods(e, in, pos)
 		if err != nil {
 			return badInput(err)
