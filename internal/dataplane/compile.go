@@ -309,13 +309,8 @@ func (c *compiler) compile() *Ruleset {
 // *Chain, which spares the allocation and lets Enforcer.Apply skip it.
 func (c *compiler) groupChain(g *group, fam Family) *Chain {
 	name := famChain(g.name, fam)
-	var from []*polEntry
 	if c.inc != nil {
-		from = make([]*polEntry, len(g.pols))
-		for i, pol := range g.pols {
-			from[i] = c.used[polDir{pol.Key, g.dir}]
-		}
-		if k := c.inc.chains[name]; k != nil && slices.Equal(k.from, from) {
+		if k := c.inc.chains[name]; k != nil && c.builtFrom(k, g) {
 			c.chains[name] = k
 			return k.chain
 		}
@@ -331,9 +326,27 @@ func (c *compiler) groupChain(g *group, fam Family) *Chain {
 	cheapFirst(ch.Rules)
 	ch.Rules = append(ch.Rules, c.tail(g.dir, ch.Name, fam)...)
 	if c.inc != nil {
+		from := make([]*polEntry, len(g.pols))
+		for i, pol := range g.pols {
+			from[i] = c.used[polDir{pol.Key, g.dir}]
+		}
 		c.chains[name] = &keptChain{chain: ch, from: from}
 	}
 	return ch
+}
+
+// builtFrom reports whether k was built from the cache entries that g's
+// policies have in this compile.
+func (c *compiler) builtFrom(k *keptChain, g *group) bool {
+	if len(k.from) != len(g.pols) {
+		return false
+	}
+	for i, pol := range g.pols {
+		if c.used[polDir{pol.Key, g.dir}] != k.from[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func famIndex(a netip.Addr) int {
@@ -790,23 +803,22 @@ func baseChains(guarded [2]bool, opts Options) []*Chain {
 				if field == Daddr {
 					what, name = "destination", GuardDestination
 				}
-				if opts.LogDrops {
-					// Its own rule: over the rate limit, it does not
-					// match, and the drop below must still.
-					out = append(out, Rule{
-						Family:  fam,
-						Addr:    &AddrMatch{Field: field, Set: localCIDRs + fam.suffix()},
-						NotAddr: &AddrMatch{Field: field, Set: knownPods + fam.suffix()},
-						Log:     opts.log(name),
-					})
-				}
-				out = append(out, Rule{
+				unknown := Rule{
 					Family:  fam,
 					Addr:    &AddrMatch{Field: field, Set: localCIDRs + fam.suffix()},
 					NotAddr: &AddrMatch{Field: field, Set: knownPods + fam.suffix()},
-					Counter: true, Verdict: VerdictDrop,
-					Comment: what + ": pod address not known to the agent yet",
-				})
+				}
+				if opts.LogDrops {
+					// Its own rule: over the rate limit, it does not
+					// match, and the drop below must still.
+					log := unknown
+					log.Log = opts.log(name)
+					out = append(out, log)
+				}
+				drop := unknown
+				drop.Counter, drop.Verdict = true, VerdictDrop
+				drop.Comment = what + ": pod address not known to the agent yet"
+				out = append(out, drop)
 			}
 		}
 		return out

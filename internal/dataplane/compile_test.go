@@ -524,10 +524,7 @@ func TestUnknownPodGuardCIDRs(t *testing.T) {
 			}
 			for _, ch := range rs.Chains[:2] {
 				for i, r := range ch.Rules {
-					if r.NotAddr == nil || r.Log != nil {
-						continue
-					}
-					if !tc.opts.LogDrops {
+					if !tc.opts.LogDrops || r.NotAddr == nil || r.Log != nil {
 						continue
 					}
 					want := "palisade-drop " + GuardSource + " "
